@@ -1,0 +1,81 @@
+// Segments and their broker: create, attach, hand over, list and collect shared segments of a session.
+//
+// A session is a set of processes of one user that share segments through one broker process
+// (started on first use, exits with its last client). The kernel reference-counts the memory: a
+// segment lives while a process maps it or the broker holds its descriptor for a handle in flight.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ndshm/mapping.hpp"
+
+namespace ndshm {
+
+/// What describes a segment in listings: free text set by its creator.
+struct segment_meta {
+  std::string dtype; ///< e.g. "<f8" or "[('chr', '|S10'), ('pos', '<i4')]"
+  std::string shape; ///< e.g. "(1000, 5)"
+};
+
+/// What create_segment makes.
+struct segment_options {
+  std::uint64_t size = 0;  ///< bytes; 0 is allowed
+  std::string session;     ///< empty: default_session()
+  std::string name;        ///< empty: a random name; otherwise a named segment
+  bool named = false;      ///< kept by the broker until unlink_segment(), as POSIX shm names are
+  segment_meta meta;
+};
+
+/// One live segment as its broker sees it.
+struct segment_status {
+  std::string name;
+  std::uint64_t size = 0;
+  segment_meta meta;
+  std::uint32_t tickets = 0;          ///< handles handed out and not yet attached
+  bool named = false;
+  double age_seconds = 0;
+  std::vector<std::int32_t> holders;  ///< pids of processes that map it
+};
+
+/// $NDSHM_SESSION, or "default".
+[[nodiscard]] std::string default_session();
+
+/// Path of the ndshm-broker executable (overridden by $NDSHM_BROKER).
+void set_broker_path(std::string path);
+
+/// Creates, sizes (pages reserved up front: std::bad_alloc when memory is short) and maps a segment.
+[[nodiscard]] std::shared_ptr<mapping> create_segment(const segment_options &options);
+
+/// Maps an existing segment. redeem: this attach consumes one ticket issued by issue_ticket().
+/// Throws segment_not_found when the broker does not know the name.
+[[nodiscard]] std::shared_ptr<mapping> attach_segment(std::string_view session, std::string_view name,
+                                                      access mode, bool redeem = false);
+
+/// Keeps the segment alive for one future attach_segment(..., redeem=true), even if every
+/// process that maps it exits first. Call before a handle leaves the process.
+void issue_ticket(const mapping &segment);
+
+/// Forgets a named segment: no new attach finds it; mappings stay valid. Throws segment_not_found.
+void unlink_segment(std::string_view session, std::string_view name);
+
+/// Live segments of a session (empty if its broker is not running; never starts one).
+[[nodiscard]] std::vector<segment_status> list_segments(std::string_view session);
+
+/// Drops broker references to segments that no process maps and that are older than min_age seconds.
+/// Returns how many segments were reclaimed. Never starts a broker.
+std::size_t collect_orphans(std::string_view session, double min_age_seconds);
+
+/// Sessions of this user whose broker is running.
+[[nodiscard]] std::vector<std::string> list_sessions();
+
+/// Pid of the session's broker, or 0 if none runs.
+[[nodiscard]] int broker_pid(std::string_view session);
+
+/// Closes this process's connection to the session's broker (its holds are dropped; mappings stay valid).
+void disconnect(std::string_view session);
+
+} // namespace ndshm

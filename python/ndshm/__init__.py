@@ -1,0 +1,32 @@
+"""ndshm: NumPy arrays in shared memory that cross processes as small handles and cannot leak."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from . import _core
+from ._array import attach, empty, empty_like, handle, is_shared, segment_of, share, zeros
+from ._core import BrokerError, SegmentNotFoundError
+from ._shared_memory import SharedMemory
+
+_core.set_broker_path(str(Path(__file__).with_name("ndshm-broker")))
+
+try:
+    __version__ = version("ndshm")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "BrokerError",
+    "SegmentNotFoundError",
+    "SharedMemory",
+    "attach",
+    "empty",
+    "empty_like",
+    "handle",
+    "is_shared",
+    "segment_of",
+    "share",
+    "zeros",
+]

@@ -1,0 +1,257 @@
+// Linux implementation of detail/platform.hpp: memfd, mmap, abstract UNIX sockets with SCM_RIGHTS.
+#include "detail/platform.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <new>
+#include <system_error>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+namespace ndshm::detail {
+namespace {
+
+[[noreturn]] void throw_errno(const char *what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+sockaddr_un abstract_address(const std::string &address, socklen_t &length) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (address.size() + 1 > sizeof(sa.sun_path))
+    throw std::invalid_argument("socket address too long: " + address);
+  sa.sun_path[0] = '\0';
+  std::memcpy(sa.sun_path + 1, address.data(), address.size());
+  length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + address.size());
+  return sa;
+}
+
+} // namespace
+
+void unique_fd::reset(int fd) noexcept {
+  if (m_fd >= 0)
+    ::close(m_fd);
+  m_fd = fd;
+}
+
+unique_fd memory_create(const std::string &label, std::uint64_t nbytes) {
+  unique_fd fd(::memfd_create(label.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd)
+    throw_errno("memfd_create");
+  ::fchmod(fd.get(), 0600);
+  std::uint64_t reserved = page_round(nbytes == 0 ? 1 : nbytes);
+  // fallocate reserves every page now: a short machine fails here with ENOSPC/ENOMEM, not later with SIGBUS.
+  while (::fallocate(fd.get(), 0, 0, static_cast<off_t>(reserved)) != 0) {
+    if (errno == EINTR)
+      continue;
+    if (errno == ENOSPC || errno == ENOMEM || errno == EFBIG)
+      throw std::bad_alloc();
+    throw_errno("fallocate");
+  }
+  // Sealed size: no process can shrink the segment under another's mapping (which would SIGBUS).
+  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+    throw_errno("fcntl(F_ADD_SEALS)");
+  return fd;
+}
+
+std::uint64_t memory_size(int fd) {
+  struct stat st{};
+  if (::fstat(fd, &st) != 0)
+    throw_errno("fstat");
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+std::uint64_t page_round(std::uint64_t nbytes) noexcept {
+  static const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  return (nbytes + page - 1) / page * page;
+}
+
+void *memory_map(int fd, std::uint64_t nbytes, bool writable) {
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  void *address = ::mmap(nullptr, page_round(nbytes == 0 ? 1 : nbytes), prot, MAP_SHARED, fd, 0);
+  if (address == MAP_FAILED) {
+    if (errno == ENOMEM)
+      throw std::bad_alloc();
+    throw_errno("mmap");
+  }
+  return address;
+}
+
+void memory_unmap(void *address, std::uint64_t nbytes) noexcept {
+  ::munmap(address, page_round(nbytes == 0 ? 1 : nbytes));
+}
+
+unique_fd socket_listen(const std::string &address) {
+  unique_fd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!sock)
+    throw_errno("socket");
+  socklen_t length = 0;
+  sockaddr_un sa = abstract_address(address, length);
+  if (::bind(sock.get(), reinterpret_cast<sockaddr *>(&sa), length) != 0) {
+    if (errno == EADDRINUSE)
+      return {};
+    throw_errno("bind");
+  }
+  if (::listen(sock.get(), 128) != 0)
+    throw_errno("listen");
+  return sock;
+}
+
+unique_fd socket_connect(const std::string &address) {
+  unique_fd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!sock)
+    throw_errno("socket");
+  socklen_t length = 0;
+  sockaddr_un sa = abstract_address(address, length);
+  while (::connect(sock.get(), reinterpret_cast<sockaddr *>(&sa), length) != 0) {
+    if (errno == EINTR)
+      continue;
+    if (errno == ECONNREFUSED || errno == ENOENT)
+      return {};
+    throw_errno("connect");
+  }
+  return sock;
+}
+
+unique_fd socket_accept(int listener) {
+  int fd = -1;
+  do {
+    fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  return unique_fd(fd);
+}
+
+peer_credentials socket_peer(int sock) {
+  ucred cred{};
+  socklen_t length = sizeof cred;
+  if (::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &length) != 0)
+    throw_errno("getsockopt(SO_PEERCRED)");
+  return {cred.pid, cred.uid};
+}
+
+bool socket_send(int sock, std::span<const std::byte> message, int fd) {
+  iovec iov{const_cast<std::byte *>(message.data()), message.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (fd >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+  }
+  for (;;) {
+    if (::sendmsg(sock, &msg, MSG_NOSIGNAL) >= 0)
+      return true;
+    if (errno == EINTR)
+      continue;
+    if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
+      return false;
+    throw_errno("sendmsg");
+  }
+}
+
+std::optional<std::size_t> socket_recv(int sock, std::span<std::byte> buffer, unique_fd *fd) {
+  iovec iov{buffer.data(), buffer.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = -1;
+  do {
+    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == ECONNRESET || errno == ENOTCONN)
+      return std::nullopt;
+    throw_errno("recvmsg");
+  }
+  for (cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg != nullptr; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+    if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
+      int received = -1;
+      std::memcpy(&received, CMSG_DATA(cmsg), sizeof(int));
+      if (fd != nullptr)
+        fd->reset(received);
+      else
+        ::close(received);
+    }
+  }
+  if (n == 0)
+    return std::nullopt;
+  if (msg.msg_flags & MSG_TRUNC)
+    throw std::runtime_error("ndshm: protocol message truncated");
+  return static_cast<std::size_t>(n);
+}
+
+std::vector<std::string> listening_addresses(const std::string &prefix) {
+  // Lines end in the path; abstract ones start with '@'. State 01 = listening (SS_UNCONNECTED + ACC flag).
+  std::vector<std::string> found;
+  std::ifstream in("/proc/net/unix");
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    auto at = line.find(" @" + prefix);
+    if (at == std::string::npos || line.find(" 00010000 ") == std::string::npos)
+      continue;
+    found.push_back(line.substr(at + 2));
+  }
+  return found;
+}
+
+std::uint64_t random_u64() {
+  std::uint64_t value = 0;
+  while (::getrandom(&value, sizeof value, 0) != static_cast<ssize_t>(sizeof value)) {
+    if (errno != EINTR)
+      throw_errno("getrandom");
+  }
+  return value;
+}
+
+int spawn_daemon(const std::string &path, const std::vector<std::string> &args) {
+  std::vector<char *> argv;
+  argv.push_back(const_cast<char *>(path.c_str()));
+  for (const auto &arg : args)
+    argv.push_back(const_cast<char *>(arg.c_str()));
+  argv.push_back(nullptr);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  // Default signal dispositions and an empty mask: the broker must not inherit an ignored SIGTERM.
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = 0;
+  int rc = ::posix_spawn(&pid, path.c_str(), nullptr, &attr, argv.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0)
+    throw std::system_error(rc, std::generic_category(), "cannot start the ndshm broker " + path);
+  int status = 0;
+  // The spawned process listens, forks the broker and exits at once: this wait is short.
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno == EINTR)
+      continue;
+    return 0; // ECHILD: SIGCHLD is ignored here and the kernel reaped it; connecting tells the rest.
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+} // namespace ndshm::detail
