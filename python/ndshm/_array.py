@@ -51,6 +51,8 @@ def empty(shape: Any, dtype: Any = float, order: str = "C", *, session: str | No
     dtype = np.dtype(dtype)
     _check_dtype(dtype)
     shape = _shape(shape)
+    if dtype.subdtype is not None:  # ('<i4', (3,)) adds dimensions, as in numpy
+        dtype, shape = dtype.base, shape + dtype.shape
     if order not in ("C", "F"):
         raise ValueError(f"order must be 'C' or 'F', not {order!r}")
     nbytes = math.prod(shape) * dtype.itemsize

@@ -3,6 +3,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <fstream>
 #include <new>
 #include <system_error>
@@ -37,6 +40,25 @@ sockaddr_un abstract_address(const std::string &address, socklen_t &length) {
   return sa;
 }
 
+// Bytes that can still be allocated: MemAvailable, capped by a cgroup v2 limit if one is set.
+std::uint64_t available_memory() {
+  std::uint64_t available = UINT64_MAX;
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  std::uint64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") {
+      available = kib * 1024;
+      break;
+    }
+  std::ifstream max("/sys/fs/cgroup/memory.max"), current("/sys/fs/cgroup/memory.current");
+  std::uint64_t limit = 0, used = 0;
+  if (max >> limit && current >> used)
+    available = std::min(available, limit > used ? limit - used : 0);
+  return available;
+}
+
 } // namespace
 
 void unique_fd::reset(int fd) noexcept {
@@ -51,6 +73,10 @@ unique_fd memory_create(const std::string &label, std::uint64_t nbytes) {
     throw_errno("memfd_create");
   ::fchmod(fd.get(), 0600);
   std::uint64_t reserved = page_round(nbytes == 0 ? 1 : nbytes);
+  // The kernel would fill all of memory page by page and call the OOM killer before fallocate failed:
+  // refuse up front what cannot fit (checked for large requests only, to keep small creates cheap).
+  if (reserved >= (std::uint64_t{64} << 20) && reserved > available_memory())
+    throw std::bad_alloc();
   // fallocate reserves every page now: a short machine fails here with ENOSPC/ENOMEM, not later with SIGBUS.
   while (::fallocate(fd.get(), 0, 0, static_cast<off_t>(reserved)) != 0) {
     if (errno == EINTR)
