@@ -28,6 +28,8 @@ class SharedMemory:
         session: str | None = None,
     ) -> None:
         del track  # accepted for compatibility: nothing here needs tracking
+        self._buf: memoryview | None = None
+        self._mapping: _core.Mapping | None = None
         if create:
             if size <= 0:
                 raise ValueError("'size' must be a positive number different from zero")
@@ -37,33 +39,36 @@ class SharedMemory:
             if name is None:
                 raise ValueError("'name' can only be None if create=True")
             self._mapping = _core.attach(session or "", name.lstrip("/"), True)
-        self._buf: memoryview | None = memoryview(self._mapping)
+        self._name, self._size, self._session = (
+            self._mapping.name, self._mapping.size, self._mapping.session
+        )
+        self._buf = memoryview(self._mapping)
 
     @property
     def name(self) -> str:
-        return self._mapping.name
+        return self._name
 
     @property
     def size(self) -> int:
-        return self._mapping.size
+        return self._size
 
     @property
     def session(self) -> str:
-        return self._mapping.session
+        return self._session
 
     @property
     def buf(self) -> memoryview | None:
         return self._buf
 
     def close(self) -> None:
-        """Releases this process's view; raises BufferError while arrays still use ``buf``."""
-        if self._buf is not None:
-            self._buf.release()
-            self._buf = None
+        """Drops this object's view. Unlike the stdlib, arrays still built over ``buf`` stay valid
+        (they keep the mapping alive) instead of pointing at unmapped memory."""
+        self._buf = None
+        self._mapping = None
 
     def unlink(self) -> None:
         """Removes the name; memory is freed once every process has closed it."""
-        _core.unlink(self._mapping.session, self._mapping.name)
+        _core.unlink(self._session, self._name)
 
     def __reduce__(self) -> Any:
         return _reattach, (self.name, self.session)
@@ -71,11 +76,6 @@ class SharedMemory:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, size={self.size})"
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except BufferError:
-            pass
 
 
 def _reattach(name: str, session: str) -> SharedMemory:

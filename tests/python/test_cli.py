@@ -1,0 +1,51 @@
+"""The ndshm command, run for real."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import ndshm
+
+
+def _ndshm(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "ndshm", *args], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_ls_shows_handle_size_dtype_shape_holders_and_age(session):
+    import os
+
+    array = ndshm.zeros((1000, 3), "<f4")
+    named = ndshm.SharedMemory("kept", create=True, size=4096)
+    out = _ndshm("ls", "--session", session)
+    lines = out.splitlines()
+    assert lines[0].split() == ["SEGMENT", "SIZE", "DTYPE", "SHAPE", "HOLDERS", "AGE", "STATE"]
+    row = next(line for line in lines if ndshm.segment_of(array).name in line)
+    assert "11.7 KiB" in row and "<f4" in row and "(1000, 3)" in row and str(os.getpid()) in row
+    assert any(f"{session}:kept" in line and "named" in line for line in lines)
+    assert session in _ndshm("ls")  # every session of the user by default
+    named.close()
+    named.unlink()
+    del array
+    assert _ndshm("ls", "--session", session).strip() == "no live segments"
+
+
+def test_gc_reclaims_what_no_process_maps(session):
+    array = ndshm.zeros(10)
+    ndshm.handle(array)  # a hand-over nobody will take
+    name = ndshm.segment_of(array).name
+    assert "nothing to reclaim" in _ndshm("gc", "--session", session, "--min-age", "0")  # mapped
+    del array
+    assert name in _ndshm("ls", "--session", session)  # kept for the pending handle
+    out = _ndshm("gc", "--session", session, "--min-age", "0")
+    assert "reclaimed 1 segment" in out
+    assert "no live segments" in _ndshm("ls", "--session", session)
+
+
+def test_help_and_version():
+    assert "ls" in _ndshm("--help") and "gc" in _ndshm("--help")
+    assert _ndshm("--version").startswith("ndshm ")
