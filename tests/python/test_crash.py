@@ -1,0 +1,52 @@
+"""kill -9 of any process of a running pipeline at random points leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from leaks import broker_pids, memfd_holders, wait_exit
+
+SCENARIO = Path(__file__).with_name("crash_scenario.py")
+ROUNDS = int(os.environ.get("NDSHM_CRASH_ROUNDS", "200"))
+TARGETS = ["producer", "consumer", "parent", "broker"]
+
+
+def _round(k: int, rng: random.Random) -> None:
+    session = f"crash-{os.getpid()}-{k}"
+    env = dict(os.environ, NDSHM_SESSION=session, NDSHM_BROKER_LINGER="0.2")
+    proc = subprocess.Popen(
+        [sys.executable, str(SCENARIO)],
+        stdout=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        parent, producer, consumer, broker = map(int, proc.stdout.readline().split())
+        pids = {"parent": parent, "producer": producer, "consumer": consumer, "broker": broker}
+        # The random point: after 0-30 arrays went round the pipeline (events, not sleeps).
+        proc.stdout.read(rng.randrange(31))
+        target = TARGETS[k % len(TARGETS)]
+        os.kill(pids[target], signal.SIGKILL)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # then the rest of the program (the broker is not in it)
+        proc.wait()
+        proc.stdout.close()
+    for pid in (producer, consumer):
+        assert wait_exit(pid, timeout=10)
+    for pid in broker_pids(session) + [broker]:
+        assert wait_exit(pid, timeout=10), f"round {k}: broker {pid} outlived its program"
+    assert memfd_holders(session) == {}, f"round {k} ({target}): memory still held"
+    assert not any(name.startswith("ndshm") for name in os.listdir("/dev/shm"))
+
+
+@pytest.mark.slow
+def test_kill_9_anywhere_leaves_nothing_behind():
+    rng = random.Random(20261125)
+    for k in range(ROUNDS):
+        _round(k, rng)
