@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include <pthread.h>
@@ -35,6 +36,9 @@ std::string broker_path() {
   return g_broker_path.empty() ? std::string(NDSHM_DEFAULT_BROKER) : g_broker_path;
 }
 
+// Below this, one thread faulting pages as they are written costs less than starting threads.
+constexpr std::uint64_t populate_threshold = 8u << 20;
+
 std::string address_prefix() { return "ndshm." + std::to_string(::getuid()) + "."; }
 
 std::string hex_name() {
@@ -63,6 +67,8 @@ public:
       std::string name = random ? hex_name() : options.name;
       unique_fd fd = memory_create("ndshm:" + m_session + ":" + name, options.size);
       auto result = mapping::map(fd.get(), options.size, access::read_write, m_session, name);
+      if (options.populate && options.size >= populate_threshold)
+        memory_populate(result->data(), options.size, std::max(1u, std::thread::hardware_concurrency()));
       std::lock_guard lock(m_mutex);
       request message{op::create, options.named ? flag_named : 0u, options.size, name, options.meta};
       reply answer = call(message, fd.get(), nullptr);

@@ -28,6 +28,9 @@ struct segment_options {
   std::string name;        ///< empty: a random name; otherwise a named segment
   bool named = false;      ///< kept by the broker until unlink_segment(), as POSIX shm names are
   segment_meta meta;
+  /// Map every page into the creator now, on all cores, so that writing costs no page faults.
+  /// Turn off when the creator's own threads will first-touch their parts (as the loader does).
+  bool populate = true;
 };
 
 /// One live segment as its broker sees it.

@@ -46,6 +46,9 @@ private:
 /// Maps nbytes (rounded up to pages, at least one page) of fd; throws std::system_error.
 [[nodiscard]] void *memory_map(int fd, std::uint64_t nbytes, bool writable);
 void memory_unmap(void *address, std::uint64_t nbytes) noexcept;
+/// Maps every page of a writable mapping into this process now, splitting the work over threads
+/// (shared-memory page faults cost about 2 us a page on one thread). Best effort: ignores old kernels.
+void memory_populate(void *address, std::uint64_t nbytes, unsigned threads) noexcept;
 [[nodiscard]] std::uint64_t page_round(std::uint64_t nbytes) noexcept;
 
 /// Listening socket at an abstract address; an empty fd if the address is taken.

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <new>
 #include <system_error>
+#include <thread>
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -116,6 +117,29 @@ void *memory_map(int fd, std::uint64_t nbytes, bool writable) {
 
 void memory_unmap(void *address, std::uint64_t nbytes) noexcept {
   ::munmap(address, page_round(nbytes == 0 ? 1 : nbytes));
+}
+
+void memory_populate(void *address, std::uint64_t nbytes, unsigned threads) noexcept {
+#ifndef MADV_POPULATE_WRITE
+  constexpr int MADV_POPULATE_WRITE = 23; // Linux 5.14
+#endif
+  auto *base = static_cast<std::byte *>(address);
+  std::uint64_t total = page_round(nbytes);
+  std::uint64_t step = page_round((total + threads - 1) / std::max(threads, 1u));
+  auto populate = [&](std::uint64_t offset) {
+    std::uint64_t length = std::min(step, total - offset);
+    (void)::madvise(base + offset, length, MADV_POPULATE_WRITE);
+  };
+  try {
+    std::vector<std::thread> workers;
+    for (std::uint64_t offset = step; offset < total; offset += step)
+      workers.emplace_back(populate, offset);
+    populate(0);
+    for (auto &worker : workers)
+      worker.join();
+  } catch (...) {
+    // No thread to spare: the pages fault in on first touch instead.
+  }
 }
 
 unique_fd socket_listen(const std::string &address) {

@@ -4,11 +4,14 @@
 #include <atomic>
 #include <thread>
 
+#include <csignal>
+
 #include <poll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "detail/platform.hpp"
 #include "ndshm/errors.hpp"
 #include "ndshm/session.hpp"
 
@@ -140,4 +143,58 @@ TEST(broker, exits_when_its_last_client_leaves) {
     ::close(fd);
   }
   EXPECT_EQ(ndshm::broker_pid(name), 0);
+}
+
+TEST(broker, refuses_clients_of_another_user) {
+  if (::getuid() != 0)
+    GTEST_SKIP() << "needs root to run a process as another user";
+  std::string name = session_name();
+  auto segment = ndshm::create_segment({64, name});
+  pid_t child = ::fork();
+  if (child == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0)
+      ::_exit(3);
+    auto sock = ndshm::detail::socket_connect("ndshm.0." + name);
+    if (!sock)
+      ::_exit(4);
+    std::byte buffer[64];
+    bool hung_up = !ndshm::detail::socket_recv(sock.get(), buffer, nullptr);
+    ::_exit(hung_up ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  segment.reset();
+  ndshm::disconnect(name);
+}
+
+TEST(broker, clients_refuse_a_socket_squatted_by_another_user) {
+  if (::getuid() != 0)
+    GTEST_SKIP() << "needs root to run a process as another user";
+  std::string name = session_name();
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0)
+      ::_exit(3);
+    auto listener = ndshm::detail::socket_listen("ndshm.0." + name); // pretends to be root's broker
+    char byte = listener ? 1 : 0;
+    (void)::write(ready[1], &byte, 1);
+    ::pause();
+    ::_exit(0);
+  }
+  char byte = 0;
+  ASSERT_EQ(::read(ready[0], &byte, 1), 1);
+  ASSERT_EQ(byte, 1);
+  try {
+    (void)ndshm::create_segment({64, name});
+    ADD_FAILURE() << "connected to another user's socket";
+  } catch (const ndshm::broker_error &e) {
+    EXPECT_NE(std::string(e.what()).find("not to this user"), std::string::npos) << e.what();
+  }
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ::close(ready[0]);
+  ::close(ready[1]);
 }
