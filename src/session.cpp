@@ -1,6 +1,7 @@
 // The session client: one connection per session to its broker, started on demand, reset after fork.
 #include "ndshm/session.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -36,8 +37,11 @@ std::string broker_path() {
   return g_broker_path.empty() ? std::string(NDSHM_DEFAULT_BROKER) : g_broker_path;
 }
 
-// Below this, one thread faulting pages as they are written costs less than starting threads.
+// Populating (madvise(MADV_POPULATE_WRITE), one thread per 8 MiB up to the core count) maps pages
+// faster than faulting them as they are written: 0.23 s/GiB on 2 threads vs 0.55-0.65 s/GiB of faults
+// measured here. Below 8 MiB it made creation 1.5x slower (1 MiB: 1.16 vs 0.77 ms) for little gain.
 constexpr std::uint64_t populate_threshold = 8u << 20;
+constexpr std::uint64_t populate_per_thread = 8u << 20;
 
 std::string address_prefix() { return "ndshm." + std::to_string(::getuid()) + "."; }
 
@@ -67,8 +71,11 @@ public:
       std::string name = random ? hex_name() : options.name;
       unique_fd fd = memory_create("ndshm:" + m_session + ":" + name, options.size);
       auto result = mapping::map(fd.get(), options.size, access::read_write, m_session, name);
-      if (options.populate && options.size >= populate_threshold)
-        memory_populate(result->data(), options.size, std::max(1u, std::thread::hardware_concurrency()));
+      if (options.populate && options.size >= populate_threshold) {
+        auto cores = static_cast<std::uint64_t>(std::max(1u, std::thread::hardware_concurrency()));
+        auto threads = std::clamp<std::uint64_t>(options.size / populate_per_thread, 1, cores);
+        memory_populate(result->data(), options.size, static_cast<unsigned>(threads));
+      }
       std::lock_guard lock(m_mutex);
       request message{op::create, options.named ? flag_named : 0u, options.size, name, options.meta};
       reply answer = call(message, fd.get(), nullptr);
