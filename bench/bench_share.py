@@ -14,9 +14,9 @@ import time
 from multiprocessing import shared_memory
 
 import numpy as np
-from _common import median, save
 
 import ndshm
+from _common import median, save
 
 COVERAGE = np.dtype([("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
 PAGE = 4096
@@ -218,8 +218,7 @@ def main() -> None:
              "| size | median us | p90 us | first attach in the process us |",
              "|---|---|---|---|"]  # fmt: skip
     lines += [
-        f"| {k} | {v['median_us']:.1f} | {v['p90_us']:.1f} | {v['first_us']:.0f} |"
-        for k, v in attach.items()
+        f"| {k} | {v['median_us']:.1f} | {v['p90_us']:.1f} | {v['first_us']:.0f} |" for k, v in attach.items()
     ]
     lines += ["", "## Creation vs first touch of fresh anonymous memory (seconds; ratios)", "",
               "| size | anon 4K touch | np.empty+touch (THP) | ndshm.empty | ndshm.empty+touch | "

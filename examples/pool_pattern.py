@@ -11,9 +11,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from queue_pattern import COVERAGE, demo_files
 
 import ndshm
+from queue_pattern import COVERAGE, demo_files
 
 
 def load(path: str) -> np.ndarray:
@@ -28,6 +28,8 @@ def main(paths: list[str]) -> list[np.ndarray]:
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as folder:
         files = sys.argv[1:] or demo_files(Path(folder))
-        for path, array in zip(files, main(files)):
-            print(f"{Path(path).name}: {array.shape[0]} rows, shared={ndshm.is_shared(array)}, "
-                  f"sum(c)={int(array['c'].sum())}")
+        for path, array in zip(files, main(files), strict=True):
+            print(
+                f"{Path(path).name}: {array.shape[0]} rows, shared={ndshm.is_shared(array)}, "
+                f"sum(c)={int(array['c'].sum())}"
+            )

@@ -50,5 +50,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as folder:
         files = sys.argv[1:] or demo_files(Path(folder))
         for path, array in main(files).items():
-            print(f"{Path(path).name}: {array.shape[0]} rows, shared={ndshm.is_shared(array)}, "
-                  f"sum(c)={int(array['c'].sum())}")
+            print(
+                f"{Path(path).name}: {array.shape[0]} rows, shared={ndshm.is_shared(array)}, "
+                f"sum(c)={int(array['c'].sum())}"
+            )

@@ -40,7 +40,9 @@ class SharedMemory:
                 raise ValueError("'name' can only be None if create=True")
             self._mapping = _core.attach(session or "", name.lstrip("/"), True)
         self._name, self._size, self._session = (
-            self._mapping.name, self._mapping.size, self._mapping.session
+            self._mapping.name,
+            self._mapping.size,
+            self._mapping.session,
         )
         self._buf = memoryview(self._mapping)
 
@@ -75,7 +77,6 @@ class SharedMemory:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, size={self.size})"
-
 
 
 def _reattach(name: str, session: str) -> SharedMemory:

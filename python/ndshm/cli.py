@@ -36,7 +36,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     header = ("SEGMENT", "SIZE", "DTYPE", "SHAPE", "HOLDERS", "AGE", "STATE")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
 
 

@@ -40,7 +40,13 @@ if __name__ == "__main__":
     consumer = ctx.Process(target=consume, args=(first, second))
     producer.start()
     consumer.start()
-    print(os.getpid(), producer.pid, consumer.pid, _core.broker_pid(_core.default_session()), flush=True)
+    print(
+        os.getpid(),
+        producer.pid,
+        consumer.pid,
+        _core.broker_pid(_core.default_session()),
+        flush=True,
+    )
     while True:
         result = second.get()
         assert isinstance(result, np.ndarray) and ndshm.is_shared(result)

@@ -54,9 +54,7 @@ def cpp_example() -> Path:
 
 def _run(program: Path, *args: str) -> str:
     env = dict(os.environ, NDSHM_BROKER=str(Path(ndshm.__file__).with_name("ndshm-broker")))
-    result = subprocess.run(
-        [str(program), *args], capture_output=True, text=True, timeout=60, env=env
-    )
+    result = subprocess.run([str(program), *args], capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
