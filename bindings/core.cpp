@@ -11,6 +11,7 @@
 
 #include "ndshm/errors.hpp"
 #include "ndshm/handle.hpp"
+#include "ndshm/loadtxt.hpp"
 #include "ndshm/session.hpp"
 
 namespace nb = nanobind;
@@ -21,6 +22,30 @@ namespace {
 
 PyObject *g_segment_not_found = nullptr;
 PyObject *g_broker_error = nullptr;
+PyObject *g_parse_error = nullptr;
+
+/// A text input with its grammar and row plan, between the two loader phases.
+struct text_job {
+  ndshm::text_source source;
+  ndshm::text_format format;
+  ndshm::text_plan plan;
+  nb::object keep; ///< the bytes object a borrowed source points into
+};
+
+ndshm::text_format make_format(std::string_view delimiter, std::string comment, std::string_view quote,
+                               std::uint64_t skiprows, std::int64_t max_rows, std::vector<std::int64_t> usecols,
+                               bool truncate, unsigned threads) {
+  ndshm::text_format format;
+  format.delimiter = delimiter.empty() ? '\0' : delimiter[0];
+  format.comment = std::move(comment);
+  format.quote = quote.empty() ? '\0' : quote[0];
+  format.skiprows = skiprows;
+  format.max_rows = max_rows;
+  format.usecols = std::move(usecols);
+  format.truncate_strings = truncate;
+  format.threads = threads;
+  return format;
+}
 
 void raise_os_error(PyObject *type, int code, const char *message) {
   PyObject *args = Py_BuildValue("(is)", code, message);
@@ -50,6 +75,12 @@ NB_MODULE(_core, m) {
   g_broker_error = PyErr_NewExceptionWithDoc(
       "ndshm.BrokerError", "The session's broker could not be started or reached.", PyExc_OSError,
       nullptr);
+  g_parse_error = PyErr_NewExceptionWithDoc(
+      "ndshm.ParseError",
+      "Text that does not parse: .file, .line and .column (1-based) say where, .text what was found, "
+      ".expected what was wanted.",
+      PyExc_ValueError, nullptr);
+  m.attr("ParseError") = nb::handle(g_parse_error);
   m.attr("SegmentNotFoundError") = nb::handle(g_segment_not_found);
   m.attr("BrokerError") = nb::handle(g_broker_error);
 
@@ -62,6 +93,15 @@ NB_MODULE(_core, m) {
       raise_os_error(PyExc_FileExistsError, EEXIST, e.what());
     } catch (const ndshm::broker_error &e) {
       raise_os_error(g_broker_error, EIO, e.what());
+    } catch (const ndshm::parse_error &e) {
+      nb::gil_scoped_acquire gil; // translators run with the GIL; explicit for clarity
+      nb::object error = nb::borrow(g_parse_error)(e.what());
+      error.attr("file") = e.file;
+      error.attr("line") = e.line;
+      error.attr("column") = e.column;
+      error.attr("text") = e.text;
+      error.attr("expected") = e.expected;
+      PyErr_SetObject(g_parse_error, error.ptr());
     } catch (const std::system_error &e) {
       raise_os_error(PyExc_OSError, e.code().value(), e.what());
     }
@@ -84,11 +124,12 @@ NB_MODULE(_core, m) {
   m.def(
       "create",
       [](std::uint64_t size, std::string session, std::string name, bool named, std::string dtype,
-         std::string shape) {
+         std::string shape, bool populate) {
         return ndshm::create_segment({size, std::move(session), std::move(name), named,
-                                      {std::move(dtype), std::move(shape)}});
+                                      {std::move(dtype), std::move(shape)}, populate});
       },
       "size"_a, "session"_a = "", "name"_a = "", "named"_a = false, "dtype"_a = "", "shape"_a = "",
+      "populate"_a = true,
       release_gil(), "Creates a zero-filled segment (pages reserved up front) and maps it.");
   m.def(
       "attach",
@@ -130,6 +171,57 @@ NB_MODULE(_core, m) {
   m.def("disconnect", &ndshm::disconnect, "session"_a, release_gil());
   m.def("default_session", &ndshm::default_session);
   m.def("set_broker_path", &ndshm::set_broker_path, "path"_a);
+
+  nb::class_<text_job>(m, "TextJob", "A text input, its grammar and where its rows are.")
+      .def_static(
+          "open",
+          [](const std::string &path, std::string_view delimiter, std::string comment, std::string_view quote,
+             std::uint64_t skiprows, std::int64_t max_rows, std::vector<std::int64_t> usecols, bool truncate,
+             unsigned threads) {
+            nb::gil_scoped_release unlocked;
+            auto job = std::make_unique<text_job>();
+            job->source = ndshm::text_source::open(path);
+            job->format = make_format(delimiter, std::move(comment), quote, skiprows, max_rows,
+                                      std::move(usecols), truncate, threads);
+            job->plan = ndshm::plan_rows(job->source, job->format);
+            return job.release();
+          },
+          "path"_a, "delimiter"_a, "comment"_a, "quote"_a, "skiprows"_a, "max_rows"_a, "usecols"_a,
+          "truncate"_a, "threads"_a, nb::rv_policy::take_ownership, "Maps (or decompresses) a file and plans its rows.")
+      .def_static(
+          "from_bytes",
+          [](nb::bytes data, std::string name, std::string_view delimiter, std::string comment,
+             std::string_view quote, std::uint64_t skiprows, std::int64_t max_rows,
+             std::vector<std::int64_t> usecols, bool truncate, unsigned threads) {
+            auto job = std::make_unique<text_job>();
+            job->keep = data;
+            std::string_view text(data.c_str(), data.size());
+            job->format = make_format(delimiter, std::move(comment), quote, skiprows, max_rows,
+                                      std::move(usecols), truncate, threads);
+            nb::gil_scoped_release unlocked;
+            job->source = ndshm::text_source::borrow(text, std::move(name));
+            job->plan = ndshm::plan_rows(job->source, job->format);
+            return job.release();
+          },
+          "data"_a, "name"_a, "delimiter"_a, "comment"_a, "quote"_a, "skiprows"_a, "max_rows"_a, "usecols"_a,
+          "truncate"_a, "threads"_a, nb::rv_policy::take_ownership, "Plans the rows of text held in memory.")
+      .def_prop_ro("rows", [](const text_job &job) { return job.plan.rows; })
+      .def_prop_ro("columns", [](const text_job &job) { return job.plan.columns; })
+      .def(
+          "parse",
+          [](const text_job &job, const std::vector<std::tuple<int, std::uint32_t, std::uint32_t, bool, std::string>> &specs,
+             std::uintptr_t address, std::uint64_t nbytes, std::uint64_t row_stride) {
+            std::vector<ndshm::field_spec> fields;
+            for (const auto &[kind, size, offset, big_endian, name] : specs)
+              fields.push_back({static_cast<ndshm::field_kind>(kind), size, offset, big_endian, name});
+            if (job.plan.rows * row_stride > nbytes)
+              throw std::invalid_argument("ndshm: output buffer too small for the rows");
+            nb::gil_scoped_release unlocked;
+            ndshm::parse_rows(job.source, job.format, job.plan, fields, reinterpret_cast<std::byte *>(address),
+                              row_stride);
+          },
+          "fields"_a, "address"_a, "nbytes"_a, "row_stride"_a,
+          "Parses every planned row into the buffer at address (fields: kind, size, offset, big_endian, type name).");
 
   m.def(
       "parse_handle",

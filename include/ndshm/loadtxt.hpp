@@ -1,0 +1,91 @@
+// The text loader: numpy.loadtxt's grammar, parsed on all cores straight into a caller's array.
+//
+// Two phases so that the caller owns the allocation (shared or private memory):
+//   plan = plan_rows(source, format)      counts rows per chunk in parallel (and the first row's columns)
+//   parse_rows(source, format, plan, fields, out, row_stride)   each thread fills its own rows
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ndshm {
+
+/// The bytes to parse: a mapped file, decompressed data, or text the caller keeps alive.
+class text_source {
+public:
+  /// Maps a file (page cache, no copy); "*.gz" is decompressed into memory. Throws std::system_error.
+  [[nodiscard]] static text_source open(const std::string &path);
+  /// Text owned by the caller, shown as name in errors.
+  [[nodiscard]] static text_source borrow(std::string_view text, std::string name);
+
+  [[nodiscard]] std::string_view text() const noexcept { return m_text; }
+  [[nodiscard]] const std::string &name() const noexcept { return m_name; }
+
+private:
+  std::shared_ptr<void> m_owner; // mapping or buffer behind m_text
+  std::string_view m_text;
+  std::string m_name;
+};
+
+/// How one output field is converted and where it is stored within a row.
+enum class field_kind : std::uint8_t { signed_int, unsigned_int, floating, boolean, bytes };
+
+struct field_spec {
+  field_kind kind = field_kind::floating;
+  std::uint32_t size = 8;   ///< bytes: 1/2/4/8 for numbers (4 or 8 for floats), the length of an S field
+  std::uint32_t offset = 0; ///< within the row
+  bool big_endian = false;
+  std::string type_name = "float64"; ///< shown in errors
+};
+
+/// The grammar of the text (numpy.loadtxt's keywords).
+struct text_format {
+  char delimiter = 0;            ///< 0: runs of whitespace separate fields
+  std::string comment = "#";     ///< empty: no comments; otherwise one character
+  char quote = 0;                ///< 0: no quoting
+  std::uint64_t skiprows = 0;    ///< lines skipped first, whatever they hold
+  std::int64_t max_rows = -1;    ///< rows of data to read; -1: all
+  std::vector<std::int64_t> usecols; ///< columns to read, negative from the end; empty: all
+  bool truncate_strings = false; ///< numpy's behaviour for too long S fields; default: an error
+  unsigned threads = 0;          ///< 0: all cores
+};
+
+/// Where the rows are: chunk boundaries and counts (from plan_rows).
+struct text_plan {
+  struct chunk {
+    std::size_t begin = 0, end = 0; ///< byte range in the text, starting at a row
+    std::uint64_t first_row = 0;    ///< index of the chunk's first row in the output
+    std::uint64_t rows = 0;
+    std::uint64_t first_line = 0;   ///< 1-based line number of begin
+  };
+  std::vector<chunk> chunks;
+  std::uint64_t rows = 0;
+  std::uint64_t columns = 0; ///< fields in the first row (0 if there is none)
+};
+
+/// Bad input: where (file, 1-based line and column), what was found, and what was expected.
+class parse_error : public std::invalid_argument {
+public:
+  parse_error(std::string file, std::uint64_t line, std::uint64_t column, std::string text,
+              std::string expected, const std::string &message);
+  std::string file;
+  std::uint64_t line;
+  std::uint64_t column; ///< 1-based byte column of the field's start (0: the whole line)
+  std::string text;     ///< the offending text, shortened
+  std::string expected;
+};
+
+[[nodiscard]] text_plan plan_rows(const text_source &source, const text_format &format);
+
+/// Fills plan.rows rows of out (row_stride bytes apart). Throws parse_error for the first bad row
+/// in file order, whatever the thread count.
+void parse_rows(const text_source &source, const text_format &format, const text_plan &plan,
+                std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride);
+
+} // namespace ndshm

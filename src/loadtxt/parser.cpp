@@ -1,0 +1,348 @@
+// plan_rows and parse_rows: rows found and parsed in parallel chunks cut at line ends.
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "loadtxt/fields.hpp"
+#include "ndshm/loadtxt.hpp"
+
+namespace ndshm {
+
+parse_error::parse_error(std::string file_, std::uint64_t line_, std::uint64_t column_, std::string text_,
+                         std::string expected_, const std::string &message)
+    : std::invalid_argument(message), file(std::move(file_)), line(line_), column(column_),
+      text(std::move(text_)), expected(std::move(expected_)) {}
+
+namespace {
+
+using detail::is_space;
+
+// Below this, starting threads costs more than it saves.
+constexpr std::size_t bytes_per_thread = 1 << 20;
+
+/// One field of a row: its text, and whether it was quoted (then "" stands for ").
+struct span {
+  std::string_view text;
+  bool quoted_escapes = false;
+};
+
+/// A row: its content (comment and line end removed) and the byte after its line end.
+struct row {
+  const char *begin;
+  const char *end;
+  const char *next;
+  std::uint64_t lines; ///< physical lines it spans (more than 1 only with quoted newlines)
+};
+
+class scanner {
+public:
+  scanner(std::string_view text, const text_format &format) : m_text(text), m_format(format) {}
+
+  /// The row starting at p (p < end of text).
+  [[nodiscard]] row read(const char *p, const char *end) const noexcept {
+    if (m_format.quote != 0)
+      return read_quoted(p, end);
+    const char *nl = static_cast<const char *>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+    const char *line_end = nl != nullptr ? nl : end;
+    const char *content_end = line_end;
+    if (content_end > p && content_end[-1] == '\r')
+      --content_end;
+    if (!m_format.comment.empty()) {
+      const char *c = static_cast<const char *>(
+          std::memchr(p, m_format.comment[0], static_cast<std::size_t>(content_end - p)));
+      if (c != nullptr)
+        content_end = c;
+    }
+    return {p, content_end, nl != nullptr ? nl + 1 : end, 1};
+  }
+
+  /// numpy skips empty lines; with whitespace as delimiter, lines of only whitespace too.
+  [[nodiscard]] bool blank(const row &r) const noexcept {
+    if (m_format.delimiter != 0)
+      return r.begin == r.end;
+    return std::all_of(r.begin, r.end, is_space);
+  }
+
+  /// Splits a row into fields; returns false for an unterminated quote.
+  bool split(const row &r, std::vector<span> &fields) const {
+    fields.clear();
+    const char *p = r.begin;
+    const char q = m_format.quote;
+    if (m_format.delimiter == 0) {
+      for (;;) {
+        while (p < r.end && is_space(*p))
+          ++p;
+        if (p == r.end)
+          return true;
+        if (q != 0 && *p == q) {
+          if (!quoted(p, r.end, fields))
+            return false;
+          continue;
+        }
+        const char *start = p;
+        while (p < r.end && !is_space(*p))
+          ++p;
+        fields.push_back({{start, static_cast<std::size_t>(p - start)}, false});
+      }
+    }
+    const char d = m_format.delimiter;
+    for (;;) {
+      if (q != 0 && p < r.end && *p == q) {
+        if (!quoted(p, r.end, fields))
+          return false;
+        // After the closing quote, the field runs on to the delimiter (numpy keeps that text).
+        const char *rest = static_cast<const char *>(std::memchr(p, d, static_cast<std::size_t>(r.end - p)));
+        if (rest == nullptr)
+          return true;
+        p = rest + 1;
+        continue;
+      }
+      const char *hit = static_cast<const char *>(std::memchr(p, d, static_cast<std::size_t>(r.end - p)));
+      const char *stop = hit != nullptr ? hit : r.end;
+      fields.push_back({{p, static_cast<std::size_t>(stop - p)}, false});
+      if (hit == nullptr)
+        return true;
+      p = hit + 1;
+    }
+  }
+
+private:
+  bool quoted(const char *&p, const char *end, std::vector<span> &fields) const {
+    const char q = m_format.quote;
+    const char *start = ++p;
+    bool escapes = false;
+    for (;;) {
+      const char *close = static_cast<const char *>(std::memchr(p, q, static_cast<std::size_t>(end - p)));
+      if (close == nullptr)
+        return false;
+      if (close + 1 < end && close[1] == q) { // "" inside quotes: one quote character
+        escapes = true;
+        p = close + 2;
+        continue;
+      }
+      fields.push_back({{start, static_cast<std::size_t>(close - start)}, escapes});
+      p = close + 1;
+      return true;
+    }
+  }
+
+  [[nodiscard]] row read_quoted(const char *p, const char *end) const noexcept {
+    // Quotes may hold delimiters, comment characters and newlines: walk byte by byte.
+    const char q = m_format.quote;
+    const char comment = m_format.comment.empty() ? '\0' : m_format.comment[0];
+    bool inside = false;
+    std::uint64_t lines = 1;
+    const char *content_end = nullptr;
+    const char *s = p;
+    for (; s < end; ++s) {
+      char c = *s;
+      if (c == q) {
+        inside = !inside;
+      } else if (!inside && c == '\n') {
+        break;
+      } else if (c == '\n') {
+        ++lines;
+      } else if (!inside && !m_format.comment.empty() && c == comment && content_end == nullptr) {
+        content_end = s;
+      }
+    }
+    const char *line_end = s;
+    if (content_end == nullptr) {
+      content_end = line_end;
+      if (content_end > p && content_end[-1] == '\r')
+        --content_end;
+    }
+    return {p, content_end, s < end ? s + 1 : end, lines};
+  }
+
+  std::string_view m_text;
+  const text_format &m_format;
+};
+
+unsigned thread_count(const text_format &format, std::size_t bytes) {
+  unsigned cores = format.threads != 0 ? format.threads : std::max(1u, std::thread::hardware_concurrency());
+  auto useful = static_cast<unsigned>(std::max<std::size_t>(1, bytes / bytes_per_thread));
+  return format.quote != 0 ? 1u : std::min(cores, useful);
+}
+
+std::string shorten(std::string_view text) {
+  return text.size() <= 60 ? std::string(text) : std::string(text.substr(0, 57)) + "...";
+}
+
+template <class Fn> void run_parallel(std::size_t n, Fn &&fn) {
+  std::vector<std::thread> threads;
+  threads.reserve(n);
+  for (std::size_t i = 1; i < n; ++i)
+    threads.emplace_back(fn, i);
+  fn(0);
+  for (auto &t : threads)
+    t.join();
+}
+
+} // namespace
+
+text_plan plan_rows(const text_source &source, const text_format &format) {
+  std::string_view text = source.text();
+  const char *const base = text.data();
+  const char *const end = base + text.size();
+  scanner scan(text, format);
+  text_plan plan;
+
+  const char *p = base;
+  std::uint64_t line = 1;
+  for (std::uint64_t i = 0; i < format.skiprows && p < end; ++i) {
+    row r = scan.read(p, end);
+    p = r.next;
+    line += r.lines;
+  }
+  // The first row fixes the column count (numpy does the same).
+  std::vector<span> fields;
+  for (const char *q = p; q < end;) {
+    row r = scan.read(q, end);
+    if (!scan.blank(r)) {
+      scan.split(r, fields);
+      plan.columns = fields.size();
+      break;
+    }
+    q = r.next;
+  }
+
+  auto remaining = static_cast<std::size_t>(end - p);
+  unsigned n = format.max_rows >= 0 ? 1u : thread_count(format, remaining);
+  std::vector<const char *> cuts{p};
+  for (unsigned i = 1; i < n; ++i) {
+    const char *guess = p + remaining / n * i;
+    const char *nl = static_cast<const char *>(std::memchr(guess, '\n', static_cast<std::size_t>(end - guess)));
+    const char *cut = nl != nullptr ? nl + 1 : end;
+    if (cut > cuts.back())
+      cuts.push_back(cut);
+  }
+  cuts.push_back(end);
+  plan.chunks.resize(cuts.size() - 1);
+  std::vector<std::uint64_t> lines(plan.chunks.size());
+  auto limit = format.max_rows >= 0 ? static_cast<std::uint64_t>(format.max_rows) : UINT64_MAX;
+
+  run_parallel(plan.chunks.size(), [&](std::size_t i) {
+    auto &chunk = plan.chunks[i];
+    chunk.begin = static_cast<std::size_t>(cuts[i] - base);
+    const char *q = cuts[i];
+    const char *stop = cuts[i + 1];
+    std::uint64_t rows = 0, count = 0;
+    while (q < stop && rows < limit) {
+      row r = scan.read(q, stop);
+      rows += scan.blank(r) ? 0 : 1;
+      count += r.lines;
+      q = r.next;
+    }
+    chunk.end = static_cast<std::size_t>(q - base);
+    chunk.rows = rows;
+    lines[i] = count;
+  });
+
+  std::uint64_t row = 0;
+  for (std::size_t i = 0; i < plan.chunks.size(); ++i) {
+    plan.chunks[i].first_row = row;
+    plan.chunks[i].first_line = line;
+    row += plan.chunks[i].rows;
+    line += lines[i];
+  }
+  plan.rows = row;
+  return plan;
+}
+
+void parse_rows(const text_source &source, const text_format &format, const text_plan &plan,
+                std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride) {
+  std::string_view text = source.text();
+  const char *const base = text.data();
+  scanner scan(text, format);
+  std::vector<std::optional<parse_error>> errors(plan.chunks.size());
+
+  // Output column of each field: usecols resolved per row when negative.
+  const bool select = !format.usecols.empty();
+  if (select && format.usecols.size() != fields.size())
+    throw std::invalid_argument("ndshm: usecols names " + std::to_string(format.usecols.size()) +
+                                " columns for " + std::to_string(fields.size()) + " fields");
+
+  run_parallel(plan.chunks.size(), [&](std::size_t i) {
+    const auto &chunk = plan.chunks[i];
+    const char *q = base + chunk.begin;
+    const char *stop = base + chunk.end;
+    std::uint64_t line = chunk.first_line;
+    std::uint64_t index = chunk.first_row;
+    std::vector<span> spans;
+    std::string unescaped;
+    auto fail = [&](const row &r, const char *at, std::string_view found, const std::string &expected,
+                    const std::string &what) {
+      std::uint64_t column = at != nullptr ? static_cast<std::uint64_t>(at - r.begin) + 1 : 0;
+      std::string where = source.name() + ":" + std::to_string(line) + (column ? ":" + std::to_string(column) : "");
+      errors[i].emplace(source.name(), line, column, shorten(found), expected, where + ": " + what);
+    };
+    while (q < stop && index < chunk.first_row + chunk.rows) {
+      row r = scan.read(q, stop);
+      std::uint64_t row_lines = r.lines;
+      q = r.next;
+      if (scan.blank(r)) {
+        line += row_lines;
+        continue;
+      }
+      if (!scan.split(r, spans)) {
+        fail(r, nullptr, {r.begin, static_cast<std::size_t>(r.end - r.begin)}, "a closing quote",
+             "unterminated quoted field");
+        return;
+      }
+      std::byte *dest = out + index * row_stride;
+      if (!select && spans.size() != fields.size()) {
+        fail(r, nullptr, {r.begin, static_cast<std::size_t>(r.end - r.begin)},
+             std::to_string(fields.size()) + " columns",
+             "the number of columns changed from " + std::to_string(fields.size()) + " to " +
+                 std::to_string(spans.size()) + "; use usecols to select a subset");
+        return;
+      }
+      for (std::size_t f = 0; f < fields.size(); ++f) {
+        std::int64_t column = select ? format.usecols[f] : static_cast<std::int64_t>(f);
+        if (column < 0)
+          column += static_cast<std::int64_t>(spans.size());
+        if (column < 0 || column >= static_cast<std::int64_t>(spans.size())) {
+          fail(r, nullptr, {r.begin, static_cast<std::size_t>(r.end - r.begin)},
+               "column " + std::to_string(select ? format.usecols[f] : column),
+               "invalid column index " + std::to_string(select ? format.usecols[f] : column) +
+                   " for a row with " + std::to_string(spans.size()) + " columns");
+          return;
+        }
+        const span &s = spans[static_cast<std::size_t>(column)];
+        std::string_view value = s.text;
+        if (s.quoted_escapes) {
+          unescaped.clear();
+          for (std::size_t k = 0; k < value.size(); ++k) {
+            unescaped += value[k];
+            if (value[k] == format.quote && k + 1 < value.size() && value[k + 1] == format.quote)
+              ++k;
+          }
+          value = unescaped;
+        }
+        const field_spec &field = fields[f];
+        if (field.kind == field_kind::bytes && value.size() > field.size && !format.truncate_strings) {
+          fail(r, s.text.data(), value, field.type_name,
+               "'" + shorten(value) + "' is longer than the " + field.type_name +
+                   " field (truncate=True cuts it, as numpy does)");
+          return;
+        }
+        if (!detail::convert(field, value, dest + field.offset)) {
+          fail(r, s.text.data(), value, field.type_name,
+               "could not convert '" + shorten(value) + "' to " + field.type_name);
+          return;
+        }
+      }
+      ++index;
+      line += row_lines;
+    }
+  });
+
+  for (auto &error : errors)
+    if (error)
+      throw *error;
+}
+
+} // namespace ndshm

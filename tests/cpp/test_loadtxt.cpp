@@ -1,0 +1,122 @@
+// The text loader: grammar, conversions, errors with line and column, and thread-count independence.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "loadtxt/fields.hpp"
+#include "ndshm/loadtxt.hpp"
+
+using namespace ndshm;
+
+namespace {
+
+std::vector<double> load_doubles(std::string_view text, text_format format, std::size_t columns) {
+  auto source = text_source::borrow(text, "mem");
+  auto plan = plan_rows(source, format);
+  std::vector<field_spec> fields;
+  for (std::uint32_t i = 0; i < columns; ++i)
+    fields.push_back({field_kind::floating, 8, 8 * i, false, "float64"});
+  std::vector<double> out(plan.rows * columns);
+  parse_rows(source, format, plan, fields, reinterpret_cast<std::byte *>(out.data()), 8 * columns);
+  return out;
+}
+
+} // namespace
+
+TEST(fields, doubles_follow_python_float) {
+  double v = 0;
+  EXPECT_TRUE(detail::parse_double(" +1.5 ", v));
+  EXPECT_EQ(v, 1.5);
+  EXPECT_TRUE(detail::parse_double("-Infinity", v));
+  EXPECT_TRUE(std::isinf(v) && v < 0);
+  EXPECT_TRUE(detail::parse_double("nan", v));
+  EXPECT_TRUE(std::isnan(v));
+  EXPECT_TRUE(detail::parse_double("1e999", v));
+  EXPECT_TRUE(std::isinf(v));
+  EXPECT_TRUE(detail::parse_double("1e-999", v));
+  EXPECT_EQ(v, 0.0);
+  EXPECT_TRUE(detail::parse_double("0.1", v));
+  EXPECT_EQ(v, 0.1);
+  for (const char *bad : {"", "+", "1_0", "0x10", "1.5e", "nan(1)", "--1", "+-1", "1 2"})
+    EXPECT_FALSE(detail::parse_double(bad, v)) << bad;
+}
+
+TEST(fields, integers_check_range_and_sign) {
+  std::byte out[8];
+  field_spec i8{field_kind::signed_int, 1, 0, false, "int8"};
+  EXPECT_TRUE(detail::convert(i8, " -128 ", out));
+  EXPECT_FALSE(detail::convert(i8, "128", out));
+  field_spec u2{field_kind::unsigned_int, 2, 0, true, ">u2"};
+  EXPECT_TRUE(detail::convert(u2, "+258", out));
+  EXPECT_EQ(out[0], std::byte{1}); // big-endian
+  EXPECT_EQ(out[1], std::byte{2});
+  EXPECT_FALSE(detail::convert(u2, "-1", out));
+  EXPECT_FALSE(detail::convert(u2, "1.0", out));
+}
+
+TEST(loadtxt, comments_blank_lines_crlf_and_skiprows) {
+  text_format format;
+  format.skiprows = 1;
+  auto values = load_doubles("header line\n1 2 # c\r\n\n   \n# only a comment\n3\t4\r\n5 6", format, 2);
+  EXPECT_EQ(values, (std::vector<double>{1, 2, 3, 4, 5, 6}));
+}
+
+TEST(loadtxt, delimiter_quotes_and_usecols) {
+  text_format format;
+  format.delimiter = ',';
+  format.quote = '"';
+  format.usecols = {-1, 0};
+  auto source = text_source::borrow("\"a,\"\"b\",1,2.5\nc,3,4.5\n", "mem");
+  auto plan = plan_rows(source, format);
+  ASSERT_EQ(plan.rows, 2u);
+  EXPECT_EQ(plan.columns, 3u);
+  std::vector<field_spec> fields{{field_kind::floating, 8, 0, false, "float64"},
+                                 {field_kind::bytes, 5, 8, false, "S5"}};
+  std::vector<std::byte> out(2 * 13);
+  parse_rows(source, format, plan, fields, out.data(), 13);
+  double x = 0;
+  std::memcpy(&x, out.data(), 8);
+  EXPECT_EQ(x, 2.5);
+  EXPECT_EQ(std::string(reinterpret_cast<const char *>(out.data() + 8), 4), "a,\"b");
+}
+
+TEST(loadtxt, errors_name_file_line_and_column_whatever_the_threads) {
+  std::string text;
+  for (int i = 0; i < 200'000; ++i)
+    text += (i == 150'000 ? "1 x\n" : "1 2\n");
+  for (unsigned threads : {1u, 2u, 4u}) {
+    text_format format;
+    format.threads = threads;
+    try {
+      (void)load_doubles(text, format, 2);
+      ADD_FAILURE() << "no error";
+    } catch (const parse_error &e) {
+      EXPECT_EQ(e.line, 150'001u);
+      EXPECT_EQ(e.column, 3u);
+      EXPECT_EQ(e.text, "x");
+      EXPECT_EQ(e.expected, "float64");
+      EXPECT_STREQ(e.what(), "mem:150001:3: could not convert 'x' to float64");
+    }
+  }
+}
+
+TEST(loadtxt, ragged_rows_and_long_strings_are_errors) {
+  text_format format;
+  EXPECT_THROW((void)load_doubles("1 2\n3\n", format, 2), parse_error);
+  auto source = text_source::borrow("abcdef\n", "mem");
+  auto plan = plan_rows(source, format);
+  std::vector<field_spec> fields{{field_kind::bytes, 3, 0, false, "S3"}};
+  std::byte out[3];
+  EXPECT_THROW(parse_rows(source, format, plan, fields, out, 3), parse_error);
+  format.truncate_strings = true;
+  parse_rows(source, format, plan, fields, out, 3);
+  EXPECT_EQ(std::memcmp(out, "abc", 3), 0);
+}
+
+TEST(loadtxt, max_rows_counts_data_rows_and_bom_is_skipped) {
+  text_format format;
+  format.max_rows = 2;
+  auto values = load_doubles("\xEF\xBB\xBF" "1\n\n#c\n2\n3\n", format, 1);
+  EXPECT_EQ(values, (std::vector<double>{1, 2}));
+}
