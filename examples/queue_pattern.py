@@ -49,7 +49,9 @@ def main(paths: list[str]) -> dict[str, np.ndarray]:
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as folder:
         files = sys.argv[1:] or demo_files(Path(folder))
-        for path, array in main(files).items():
+        arrays = main(files)
+        for path in files:
+            array = arrays[path]
             print(
                 f"{Path(path).name}: {array.shape[0]} rows, shared={ndshm.is_shared(array)}, "
                 f"sum(c)={int(array['c'].sum())}"
