@@ -7,7 +7,8 @@ from pathlib import Path
 
 from . import _core
 from ._array import attach, empty, empty_like, handle, is_shared, segment_of, share, zeros
-from ._core import BrokerError, SegmentNotFoundError
+from ._core import BrokerError, ParseError, SegmentNotFoundError
+from ._loadtxt import loadtxt
 from ._shared_memory import SharedMemory
 
 _core.set_broker_path(str(Path(__file__).with_name("ndshm-broker")))
@@ -19,6 +20,7 @@ except PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "BrokerError",
+    "ParseError",
     "SegmentNotFoundError",
     "SharedMemory",
     "attach",
@@ -26,6 +28,7 @@ __all__ = [
     "empty_like",
     "handle",
     "is_shared",
+    "loadtxt",
     "segment_of",
     "share",
     "zeros",

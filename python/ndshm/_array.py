@@ -48,6 +48,19 @@ def _shape(shape: Any) -> tuple[int, ...]:
 
 def empty(shape: Any, dtype: Any = float, order: str = "C", *, session: str | None = None) -> np.ndarray:
     """A new array in shared memory. Its memory is zero-filled (so ``empty`` and ``zeros`` agree)."""
+    return _new(shape, dtype, order, session=session)
+
+
+def _new(
+    shape: Any,
+    dtype: Any,
+    order: str = "C",
+    *,
+    session: str | None = None,
+    shared: bool = True,
+    populate: bool = True,
+) -> np.ndarray:
+    """empty() with the knobs the loader needs: ordinary memory, or pages left for its threads to touch."""
     dtype = np.dtype(dtype)
     _check_dtype(dtype)
     shape = _shape(shape)
@@ -55,8 +68,10 @@ def empty(shape: Any, dtype: Any = float, order: str = "C", *, session: str | No
         dtype, shape = dtype.base, shape + dtype.shape
     if order not in ("C", "F"):
         raise ValueError(f"order must be 'C' or 'F', not {order!r}")
+    if not shared:
+        return np.empty(shape, dtype, order)
     nbytes = math.prod(shape) * dtype.itemsize
-    mapping = _core.create(nbytes, session or "", "", False, _descr(dtype), str(shape))
+    mapping = _core.create(nbytes, session or "", "", False, _descr(dtype), str(shape), populate)
     return np.ndarray(shape, dtype, buffer=mapping, order=order)
 
 

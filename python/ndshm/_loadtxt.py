@@ -1,0 +1,227 @@
+"""ndshm.loadtxt: numpy.loadtxt's results, parsed by the C++ core on all cores straight into the array."""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import math
+import operator
+import os
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from ._array import _new
+
+__all__ = ["loadtxt"]
+
+_KINDS = {"i": 0, "u": 1, "f": 2, "b": 3, "S": 4}
+_BIG_ENDIAN_HOST = np.little_endian is False
+
+
+def _fields(dtype: np.dtype) -> list[tuple[int, int, int, bool, str]] | None:
+    """One (kind, size, offset, big_endian, type name) per column of dtype, or None if the C++
+    parser does not handle it (numpy does, more slowly)."""
+    fields: list[tuple[int, int, int, bool, str]] = []
+
+    def walk(dt: np.dtype, offset: int) -> bool:
+        if dt.names is not None:
+            return all(walk(dt.fields[name][0], offset + dt.fields[name][1]) for name in dt.names)
+        if dt.subdtype is not None:
+            base, shape = dt.subdtype
+            return all(walk(base, offset + k * base.itemsize) for k in range(math.prod(shape)))
+        kind = dt.kind
+        if kind not in _KINDS or dt.itemsize == 0:
+            return False
+        if kind == "f" and dt.itemsize not in (4, 8):
+            return False
+        big = dt.byteorder == ">" or (dt.byteorder == "=" and _BIG_ENDIAN_HOST)
+        name = f"S{dt.itemsize}" if kind == "S" else dt.name
+        fields.append((_KINDS[kind], dt.itemsize, offset, big, name))
+        return True
+
+    return fields if walk(dtype, 0) else None
+
+
+def _one_char(value: Any) -> str | None:
+    """'' for None, the character for a one-character string, None for anything else."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and len(value) == 1:
+        return value
+    return None
+
+
+def _comment(comments: Any) -> str | None:
+    if isinstance(comments, (list, tuple)) and len(comments) == 1:
+        comments = comments[0]
+    return _one_char(comments)
+
+
+def _usecols(usecols: Any) -> list[int] | None:
+    if usecols is None:
+        return []
+    if isinstance(usecols, (int, np.integer)):
+        return [operator.index(usecols)]
+    try:
+        return [operator.index(c) for c in usecols]
+    except TypeError:
+        return None
+
+
+def _job(fname: Any, grammar: tuple) -> Any:
+    """A planned TextJob for fname, or None if the fast path cannot read this kind of input."""
+    if isinstance(fname, (str, os.PathLike)):
+        path = os.fspath(fname)
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if path.endswith(".bz2"):
+            with bz2.open(path, "rb") as f:
+                return _core.TextJob.from_bytes(f.read(), path, *grammar)
+        if path.endswith(".xz"):
+            with lzma.open(path, "rb") as f:
+                return _core.TextJob.from_bytes(f.read(), path, *grammar)
+        return _core.TextJob.open(path, *grammar)
+    if hasattr(fname, "read"):
+        data = fname.read()
+        name = str(getattr(fname, "name", "<file>"))
+    elif isinstance(fname, Iterable) and not isinstance(fname, (bytes, bytearray)):
+        lines = list(fname)
+        if not all(isinstance(line, (str, bytes)) for line in lines):
+            return None
+        if any(isinstance(line, bytes) for line in lines):
+            data = b"\n".join(
+                line.rstrip(b"\r\n") if isinstance(line, bytes) else line.encode() for line in lines
+            )
+        else:
+            data = "\n".join(line.rstrip("\r\n") for line in lines)
+        name = "<lines>"
+    else:
+        return None
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return _core.TextJob.from_bytes(bytes(data), name, *grammar)
+
+
+def _ensure_ndmin(arr: np.ndarray, ndmin: int) -> np.ndarray:
+    # As numpy's _ensure_ndmin_ndarray: squeeze, then add dimensions up to ndmin.
+    if arr.ndim > ndmin:
+        arr = np.squeeze(arr)
+    if arr.ndim < ndmin:
+        arr = np.atleast_1d(arr) if ndmin == 1 else np.atleast_2d(arr).T
+    return arr
+
+
+def loadtxt(
+    fname: Any,
+    dtype: Any = float,
+    comments: Any = "#",
+    delimiter: str | None = None,
+    converters: Any = None,
+    skiprows: int = 0,
+    usecols: Any = None,
+    unpack: bool = False,
+    ndmin: int = 0,
+    encoding: str | None = None,
+    max_rows: int | None = None,
+    *,
+    quotechar: str | None = None,
+    like: Any = None,
+    threads: int | None = None,
+    shared: bool = True,
+    truncate: bool = False,
+) -> Any:
+    """numpy.loadtxt's results, bit for bit, parsed on ``threads`` cores (default: all) into shared memory.
+
+    With ``shared=True`` the array lives in ndshm shared memory and crosses processes as a handle;
+    ``shared=False`` gives ordinary memory. Bad input raises ``ndshm.ParseError`` (a ``ValueError``)
+    naming file, line and column; an ``S`` field too short for its text is an error unless
+    ``truncate=True`` (numpy's silent truncation). ``converters``, multi-character comments and
+    dtypes other than bool/int/uint/float32/float64/bytes (and structures of them) take numpy's
+    own, slower parser, then one copy into shared memory.
+    """
+    if ndmin not in (0, 1, 2):
+        raise ValueError(f"Illegal value of ndmin keyword: {ndmin}")
+    dtype = np.dtype(dtype)
+    delimiter_char = _one_char(delimiter)
+    comment = _comment(comments)
+    quote = _one_char(quotechar)
+    columns = _usecols(usecols)
+    fields = _fields(dtype)
+    fast = (
+        converters is None
+        and like is None
+        and fields is not None
+        and delimiter_char is not None
+        and comment is not None
+        and quote is not None
+        and columns is not None
+        and delimiter_char not in ("\n", "\r")
+        and (not comment or comment not in (delimiter_char, quote))
+        and isinstance(skiprows, (int, np.integer))
+        and skiprows >= 0
+        and (max_rows is None or max_rows >= 0)
+    )
+    job = None
+    if fast:
+        grammar = (delimiter_char, comment, quote, int(skiprows),
+                   -1 if max_rows is None else int(max_rows), columns, truncate,
+                   0 if threads is None else int(threads))  # fmt: skip
+        job = _job(fname, grammar)
+    if job is None:
+        return _numpy_fallback(
+            fname, dtype, comments, delimiter, converters, skiprows, usecols, unpack, ndmin,
+            encoding, max_rows, quotechar, shared,
+        )  # fmt: skip
+
+    structured = dtype.names is not None
+    if structured:
+        width = len(fields)
+        if columns:
+            if len(columns) != width:
+                raise ValueError(f"usecols names {len(columns)} columns but the dtype requires {width}")
+        elif job.rows and job.columns != width:
+            raise _core.ParseError(
+                f"the dtype passed requires {width} columns but {job.columns} were found in the first row; "
+                "use `usecols` to select a subset"
+            )
+        shape: tuple[int, ...] = (job.rows,)
+        row_fields = fields
+    else:
+        width = len(columns) if columns else (job.columns or 1)
+        shape = (job.rows, width)
+        step = dtype.itemsize
+        row_fields = [
+            (k, size, i * step, big, name) for i in range(width) for k, size, _, big, name in fields
+        ]
+    out = _new(shape, dtype, shared=shared, populate=False)  # each parsing thread touches its rows
+    try:
+        row_stride = dtype.itemsize * (1 if structured else width)
+        job.parse(row_fields, out.__array_interface__["data"][0], out.nbytes, row_stride)
+    except BaseException:
+        del out  # a failed load leaves no segment behind
+        raise
+    del job
+    arr = _ensure_ndmin(out, ndmin)
+    if arr.shape and arr.shape[0] == 0:
+        warnings.warn(f'loadtxt: input contained no data: "{fname}"', category=UserWarning, stacklevel=2)
+    if unpack:
+        return [arr[name] for name in dtype.names] if structured else arr.T
+    return arr
+
+
+def _numpy_fallback(fname, dtype, comments, delimiter, converters, skiprows, usecols, unpack, ndmin,
+                    encoding, max_rows, quotechar, shared):  # fmt: skip
+    result = np.loadtxt(
+        fname, dtype=dtype, comments=comments, delimiter=delimiter, converters=converters,
+        skiprows=skiprows, usecols=usecols, unpack=unpack, ndmin=ndmin, encoding=encoding,
+        max_rows=max_rows, quotechar=quotechar,
+    )  # fmt: skip
+    if not shared:
+        return result
+    from ._array import share
+
+    return [share(a) for a in result] if isinstance(result, list) else share(result)
