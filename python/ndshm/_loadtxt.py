@@ -191,7 +191,7 @@ def loadtxt(
         shape: tuple[int, ...] = (job.rows,)
         row_fields = fields
     else:
-        width = len(columns) if columns else (job.columns or 1)
+        width = len(columns) if columns else (job.columns if job.rows else 1)  # numpy: 1 when empty
         shape = (job.rows, width)
         step = dtype.itemsize
         row_fields = [

@@ -7,11 +7,17 @@ import itertools
 import os
 
 import pytest
+from hypothesis import settings
 from leaks import broker_pids, children, memfd_holders, open_fds, wait_exit
 
 from ndshm import _core
 
 _counter = itertools.count()
+
+# CI runs the same examples every time (a red run must be reproducible); local runs explore anew.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)

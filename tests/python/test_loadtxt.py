@@ -1,0 +1,232 @@
+"""ndshm.loadtxt against numpy.loadtxt: same dtype, shape and bytes, or both refuse the input."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ndshm
+from ndshm import _core
+
+COVERAGE = [("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")]
+
+
+def _both(source, **kwargs):
+    """(numpy's result or exception type, ndshm's result or exception type)."""
+    results = []
+    for load in (np.loadtxt, lambda s, **k: ndshm.loadtxt(s, truncate=True, **k)):
+        data = source() if callable(source) else source
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                results.append(load(data, **kwargs))
+            except ValueError as error:
+                results.append(type(error))
+    return results
+
+
+def _assert_same(expected, got):
+    if isinstance(expected, type):
+        assert isinstance(got, type) and issubclass(got, ValueError), f"numpy refused, ndshm gave {got!r}"
+        return
+    assert not isinstance(got, type), f"ndshm refused what numpy read: {expected!r}"
+    if isinstance(expected, list):
+        assert isinstance(got, list) and len(got) == len(expected)
+        for e, g in zip(expected, got, strict=True):
+            _assert_same(e, g)
+        return
+    assert type(got) is np.ndarray
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert np.ascontiguousarray(got).tobytes() == np.ascontiguousarray(expected).tobytes()
+
+
+# ------------------------------------------------------------------ generated tables
+NUMERIC = ["<i1", "<i2", ">i4", "<i8", "<u1", "<u2", "<u4", ">u8", "<f4", ">f8", "<f8", "?"]
+
+
+@st.composite
+def cells(draw, kind: str) -> str:
+    dt = np.dtype(kind)
+    if dt.kind == "f":
+        value = draw(st.floats(allow_nan=True, allow_infinity=True, width=64))
+        text = draw(st.sampled_from([repr(value), f"{value:.3g}", f"{value:e}", f"{value:.17g}"]))
+        if draw(st.booleans()) and not text.startswith("-"):
+            text = "+" + text
+    elif dt.kind in "iub":
+        info = np.iinfo(dt) if dt.kind in "iu" else np.iinfo(np.int8)
+        text = str(draw(st.integers(int(info.min) - 2, int(info.max) + 2)))  # sometimes out of range
+    else:
+        text = draw(st.text(alphabet="abcdefghXYZ0123456789_.", min_size=1, max_size=dt.itemsize + 2))
+    pad = draw(st.sampled_from(["", " ", "  "])) if dt.kind != "S" else ""
+    return pad + text + pad
+
+
+@st.composite
+def tables(draw):
+    structured = draw(st.booleans())
+    if structured:
+        kinds = draw(st.lists(st.sampled_from(NUMERIC + ["S4", "S8"]), min_size=1, max_size=5))
+        dtype = np.dtype([(f"f{i}", k) for i, k in enumerate(kinds)])
+    else:
+        kind = draw(st.sampled_from(NUMERIC))
+        kinds = [kind] * draw(st.integers(1, 5))
+        dtype = np.dtype(kind)
+    delimiter = draw(st.sampled_from([None, ",", "\t", ";"]))
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    lines = [f"# header {i}" for i in range(draw(st.integers(0, 2)))]
+    for _ in range(draw(st.integers(0, 12))):
+        roll = draw(st.integers(0, 9))
+        if roll == 0:
+            lines.append("")
+        elif roll == 1:
+            lines.append("# a comment")
+        else:
+            row = [draw(cells(k)) for k in kinds]
+            if delimiter is None:
+                row = [c.strip() or "0" for c in row]
+            line = (delimiter or draw(st.sampled_from([" ", "\t", " \t "]))).join(row)
+            if draw(st.integers(0, 5)) == 0:
+                line += " # trailing comment"
+            lines.append(line)
+    text = newline.join(lines) + draw(st.sampled_from(["", newline]))
+    return text, dtype, delimiter, len(kinds)
+
+
+@settings(
+    max_examples=int(os.environ.get("NDSHM_HYPOTHESIS_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(tables(), st.data())
+def test_matches_numpy_on_generated_tables(table, data):
+    text, dtype, delimiter, width = table
+    options = {"dtype": dtype, "delimiter": delimiter}
+    if data.draw(st.booleans()):
+        options["skiprows"] = data.draw(st.integers(0, 3))
+    if data.draw(st.booleans()):
+        options["max_rows"] = data.draw(st.integers(0, 5))
+    if data.draw(st.booleans()):
+        options["ndmin"] = data.draw(st.integers(0, 2))
+    if data.draw(st.booleans()):
+        options["unpack"] = True
+    if dtype.names is None and data.draw(st.booleans()):
+        options["usecols"] = data.draw(st.lists(st.integers(-width, width - 1), min_size=1, max_size=3))
+    expected, got = _both(lambda: io.StringIO(text), **options)
+    _assert_same(expected, got)
+
+
+# ------------------------------------------------------------------ chosen cases
+CASES = {
+    "coverage": ("chr1\t128713259\t82.14\t46\t10\nchr2\t5\t1.5\t1\t2\n", {"dtype": COVERAGE, "delimiter": "\t"}),
+    "bismark cov usecols": (
+        "chr1\t10\t10\t50.0\t1\t1\n",
+        {"dtype": COVERAGE, "delimiter": "\t", "usecols": (0, 1, 3, 4, 5)},
+    ),
+    "nan inf": ("nan -inf +Infinity 1e400 -1e-400 0.1\n", {}),
+    "float32 via double": ("0.1 3.4028235e38 1e-46 16777217\n", {"dtype": "<f4"}),
+    "int overflow": ("300\n", {"dtype": "i1"}),
+    "negative unsigned": ("-1\n", {"dtype": "u4"}),
+    "int from float text": ("1.0\n", {"dtype": int}),
+    "bool from ints": ("0 1 2 -3\n", {"dtype": bool}),
+    "ragged": ("1 2\n3\n", {}),
+    "empty": ("", {}),
+    "only comments": ("# a\n# b\n", {"ndmin": 2}),
+    "usecols empty": ("", {"usecols": (0, 2)}),
+    "single row": ("1 2 3\n", {}),
+    "single column": ("1\n2\n", {"ndmin": 1}),
+    "quotes": ('"1,5",2\n"3",4\n', {"delimiter": ",", "quotechar": '"', "dtype": "S4"}),
+    "comments none": ("1 2\n", {"comments": None}),
+    "spaces in S fields": ("a , b\n", {"delimiter": ",", "dtype": "S3"}),
+    "whitespace line with delimiter": ("1,2\n   \n3,4\n", {"delimiter": ","}),
+    "nested dtype": ("1 2 3 4\n", {"dtype": [("a", "i2"), ("b", [("x", ">f8"), ("y", "u1", (2,))])]}),
+    "negative usecols": ("1 2 3\n4 5 6\n", {"usecols": -1}),
+    "skiprows beyond": ("1\n2\n", {"skiprows": 5}),
+    "max_rows 0": ("1\n2\n", {"max_rows": 0}),
+    "multi-char comment (numpy path)": ("1 2 // x\n", {"comments": "//"}),
+    "converters (numpy path)": ("1 2\n", {"converters": {0: lambda s: float(s) * 2}}),
+    "unicode dtype (numpy path)": ("ab cd\n", {"dtype": "U2"}),
+    "complex (numpy path)": ("1+2j\n", {"dtype": complex}),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_matches_numpy_on_chosen_cases(name):
+    text, options = CASES[name]
+    expected, got = _both(lambda: io.StringIO(text), **options)
+    _assert_same(expected, got)
+    expected, got = _both(text.splitlines(), **options)
+    _assert_same(expected, got)
+
+
+def test_paths_gzip_bz2_xz_and_binary_files(tmp_path):
+    import bz2
+    import lzma
+
+    text = "".join(f"chr{i % 3}\t{i}\t{i / 7:.4f}\t{i % 50}\t{i % 9}\n" for i in range(20_000))
+    expected = np.loadtxt(io.StringIO(text), dtype=COVERAGE, delimiter="\t")
+    plain = tmp_path / "x.cov"
+    plain.write_text(text)
+    (tmp_path / "x.cov.gz").write_bytes(gzip.compress(text.encode()))
+    (tmp_path / "x.cov.bz2").write_bytes(bz2.compress(text.encode()))
+    (tmp_path / "x.cov.xz").write_bytes(lzma.compress(text.encode()))
+    for path in ["x.cov", "x.cov.gz", "x.cov.bz2", "x.cov.xz"]:
+        got = ndshm.loadtxt(tmp_path / path, dtype=COVERAGE, delimiter="\t")
+        assert ndshm.is_shared(got) and got.tobytes() == expected.tobytes()
+    with open(plain, "rb") as f:
+        assert ndshm.loadtxt(f, dtype=COVERAGE, delimiter="\t").tobytes() == expected.tobytes()
+    # Concatenated gzip members (as BGZF files are) read as one stream.
+    half = len(text) // 2
+    cut = text.rindex("\n", 0, half) + 1
+    (tmp_path / "two.gz").write_bytes(gzip.compress(text[:cut].encode()) + gzip.compress(text[cut:].encode()))
+    assert ndshm.loadtxt(tmp_path / "two.gz", dtype=COVERAGE, delimiter="\t").tobytes() == expected.tobytes()
+
+
+def test_same_result_and_same_error_line_for_every_thread_count(tmp_path):
+    rows = [f"{i} {i * 0.5} {i % 7}" for i in range(300_000)]
+    path = tmp_path / "m.txt"
+    path.write_text("\n".join(rows) + "\n")
+    results = [ndshm.loadtxt(path, threads=t, shared=False) for t in (1, 2, 3)]
+    assert all(np.array_equal(r, results[0]) for r in results)
+    rows[250_000] = "1 2 oops"
+    path.write_text("\n".join(rows) + "\n")
+    for t in (1, 2, 3):
+        with pytest.raises(ndshm.ParseError) as info:
+            ndshm.loadtxt(path, threads=t)
+        assert (info.value.line, info.value.column, info.value.text) == (250_001, 5, "oops")
+        assert str(path) in str(info.value) and info.value.file == str(path)
+
+
+def test_errors_say_what_and_where_and_leave_nothing_behind(session, tmp_path):
+    path = tmp_path / "bad.cov"
+    path.write_text("chr1\t1\t2.5\t3\t4\nchr1\t1\tabc\t3\t4\n")
+    with pytest.raises(ndshm.ParseError, match=r"bad.cov:2:8: could not convert 'abc' to float32") as info:
+        ndshm.loadtxt(path, dtype=COVERAGE, delimiter="\t")
+    assert isinstance(info.value, ValueError) and info.value.expected == "float32"
+    assert _core.list_segments(session) == []  # no partial array left
+    with pytest.raises(ndshm.ParseError, match="longer than the S10 field"):
+        ndshm.loadtxt(["chromosome_11\t1\t2\t3\t4"], dtype=COVERAGE, delimiter="\t")
+    with pytest.raises(FileNotFoundError):
+        ndshm.loadtxt(tmp_path / "missing.txt")
+    (tmp_path / "broken.gz").write_bytes(gzip.compress(b"1 2\n" * 1000)[:-20])
+    with pytest.raises(ValueError, match="truncated gzip"):
+        ndshm.loadtxt(tmp_path / "broken.gz")
+
+
+def test_long_lines_bom_crlf_and_no_final_newline(tmp_path):
+    wide = " ".join(str(i) for i in range(20_000))
+    path = tmp_path / "w.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + (wide + "\r\n" + wide).encode())
+    got = ndshm.loadtxt(path)
+    assert got.shape == (2, 20_000) and got[1, -1] == 19_999
+
+
+def test_shared_false_gives_ordinary_memory():
+    a = ndshm.loadtxt(["1 2"], shared=False)
+    assert not ndshm.is_shared(a) and a.tolist() == [1.0, 2.0]
