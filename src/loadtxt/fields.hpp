@@ -37,16 +37,40 @@ template <class T> void store(std::byte *out, T value, bool swap) noexcept {
   std::memcpy(out, &value, sizeof(T));
 }
 
-/// numpy's integer grammar: optional spaces, optional sign, digits, optional spaces.
+/// numpy's integer grammar: optional spaces, optional sign, digits, optional spaces. Hand-written:
+/// std::from_chars plus the sign and space handling took 17 % of a coverage-file parse (perf).
 template <class T> [[nodiscard]] bool parse_integer(std::string_view text, T &value) noexcept {
-  text = strip(text);
-  if (text.size() > 1 && text.front() == '+' && text[1] != '-')
-    text.remove_prefix(1);
-  if constexpr (std::is_unsigned_v<T>)
-    if (!text.empty() && text.front() == '-')
+  const char *p = text.data();
+  const char *e = p + text.size();
+  while (p < e && is_space(*p))
+    ++p;
+  while (e > p && is_space(e[-1]))
+    --e;
+  bool negative = false;
+  if (p < e && (*p == '+' || *p == '-')) {
+    negative = *p == '-';
+    ++p;
+  }
+  if (p == e)
+    return false;
+  std::uint64_t magnitude = 0;
+  for (; p < e; ++p) {
+    auto digit = static_cast<unsigned>(static_cast<unsigned char>(*p) - '0');
+    if (digit > 9 || __builtin_mul_overflow(magnitude, 10u, &magnitude) ||
+        __builtin_add_overflow(magnitude, digit, &magnitude))
       return false;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  return ec == std::errc() && end == text.data() + text.size() && !text.empty();
+  }
+  if constexpr (std::is_unsigned_v<T>) {
+    if (negative)
+      return false;
+    value = magnitude;
+  } else {
+    constexpr auto limit = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    if (magnitude > limit + (negative ? 1 : 0))
+      return false;
+    value = negative ? static_cast<T>(0 - magnitude) : static_cast<T>(magnitude);
+  }
+  return true;
 }
 
 /// Python's float(): spaces, sign, decimal or inf/infinity/nan in any case; correctly rounded.

@@ -1,0 +1,274 @@
+"""ndshm.loadtxt vs numpy.loadtxt, pandas, pyarrow and polars on 1 GB generated files.
+
+Run: python bench/bench_loadtxt.py [--size-mb 1000] [--reps 3] [--data DIR]
+Files: the five-column coverage format and a float64 matrix (10 columns), generated once into DIR
+(default: /tmp/ndshm-bench) and read once before timing (page cache warm). Every peer's result is
+converted to the same array as numpy.loadtxt's; medians of --reps runs; one process, same cores.
+Writes bench/results/<date>-<machine>/loadtxt.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import median, save
+
+import ndshm
+
+COVERAGE = np.dtype([("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
+
+
+def _write_repeated(path: Path, block: str, size: int) -> None:
+    data = block.encode()
+    with open(path, "wb") as f:
+        written = 0
+        while written < size:
+            f.write(data)
+            written += len(data)
+
+
+def generate(folder: Path, size: int) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    n = 200_000
+    files = {}
+    cov = folder / f"coverage-{size}.tsv"
+    if not cov.exists():
+        chrom = rng.integers(1, 23, n)
+        pos = rng.integers(0, 250_000_000, n)
+        pct = rng.integers(0, 10_000, n) / 100
+        c = rng.integers(0, 200, n)
+        t = rng.integers(0, 200, n)
+        block = "".join(
+            f"chr{a}\t{b}\t{p:.2f}\t{x}\t{y}\n" for a, b, p, x, y in zip(chrom, pos, pct, c, t, strict=True)
+        )
+        _write_repeated(cov, block, size)
+    files["coverage"] = cov
+    mat = folder / f"matrix-{size}.txt"
+    if not mat.exists():
+        values = rng.standard_normal((n // 4, 10)) * 1000
+        block = "".join(" ".join(f"{v:.6f}" for v in row) + "\n" for row in values)
+        _write_repeated(mat, block, size)
+    files["matrix"] = mat
+    gz = folder / f"coverage-{size}.tsv.gz"
+    if not gz.exists():
+        subprocess.run(f"gzip -1 -c {cov} > {gz}", shell=True, check=True)
+    files["coverage.gz"] = gz
+    return files
+
+
+# ---------------------------------------------------------------- the readers, each to numpy's array
+def read_numpy(path, kind):
+    if kind == "coverage":
+        return np.loadtxt(path, dtype=COVERAGE, delimiter="\t")
+    return np.loadtxt(path)
+
+
+def read_ndshm(threads):
+    def read(path, kind):
+        if kind == "coverage":
+            return ndshm.loadtxt(path, dtype=COVERAGE, delimiter="\t", threads=threads)
+        return ndshm.loadtxt(path, threads=threads)
+
+    return read
+
+
+def _to_coverage(columns) -> np.ndarray:
+    out = np.empty(len(columns[1]), COVERAGE)
+    for name, col in zip(COVERAGE.names, columns, strict=True):
+        out[name] = col
+    return out
+
+
+def read_pandas(engine):
+    def read(path, kind):
+        import pandas as pd
+
+        if kind == "coverage":
+            df = pd.read_csv(path, sep="\t", header=None, engine=engine,
+                             dtype={0: "S10" if engine == "c" else str, 1: "int32", 2: "float32",
+                                    3: "int32", 4: "int32"})  # fmt: skip
+            return _to_coverage([df[i].to_numpy().astype("S10") if i == 0 else df[i].to_numpy()
+                                 for i in range(5)])  # fmt: skip
+        df = pd.read_csv(path, sep=" ", header=None, engine=engine, dtype="float64")
+        return df.to_numpy()
+
+    return read
+
+
+def read_pyarrow(path, kind):
+    import pyarrow as pa
+    from pyarrow import csv
+
+    if kind == "coverage":
+        types = {"f0": pa.binary(), "f1": pa.int32(), "f2": pa.float32(), "f3": pa.int32(), "f4": pa.int32()}
+        table = csv.read_csv(
+            path,
+            read_options=csv.ReadOptions(column_names=list(types)),
+            parse_options=csv.ParseOptions(delimiter="\t"),
+            convert_options=csv.ConvertOptions(column_types=types),
+        )
+        return _to_coverage([table[n].to_numpy(zero_copy_only=False).astype("S10") if n == "f0"
+                             else table[n].to_numpy() for n in types])  # fmt: skip
+    table = csv.read_csv(path, read_options=csv.ReadOptions(autogenerate_column_names=True),
+                         parse_options=csv.ParseOptions(delimiter=" "))  # fmt: skip
+    return np.column_stack([c.to_numpy() for c in table.columns])
+
+
+def read_polars(path, kind):
+    import polars as pl
+
+    if kind == "coverage":
+        df = pl.read_csv(path, separator="\t", has_header=False,
+                         schema={"a": pl.String, "b": pl.Int32, "c": pl.Float32, "d": pl.Int32,
+                                 "e": pl.Int32})  # fmt: skip
+        return _to_coverage([df[n].to_numpy().astype("S10") if n == "a" else df[n].to_numpy()
+                             for n in "abcde"])  # fmt: skip
+    df = pl.read_csv(path, separator=" ", has_header=False, schema={f"c{i}": pl.Float64 for i in range(10)})
+    return df.to_numpy()
+
+
+def timed(fn, *args):
+    t0 = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - t0, result
+
+
+def _warm(path: Path) -> None:
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
+def peak_memory(path: Path, kind: str) -> dict:
+    """Peak anonymous + shared resident memory of a fresh process loading path with ndshm (sampled)."""
+    code = f"""
+import threading, time, numpy as np, ndshm, sys
+COVERAGE = np.dtype({COVERAGE.descr!r})
+def rss():
+    fields = dict(l.split(':', 1) for l in open('/proc/self/status'))
+    return sum(int(fields[k].split()[0]) * 1024 for k in ('RssAnon', 'RssShmem'))
+base = rss(); peak = [base]; done = False
+def sample():
+    while not done:
+        peak[0] = max(peak[0], rss()); time.sleep(0.002)
+threading.Thread(target=sample, daemon=True).start()
+a = ndshm.loadtxt({str(path)!r}, **({{'dtype': COVERAGE, 'delimiter': '\\t'}} if {kind!r} == 'coverage' else {{}}))
+done = True
+peak[0] = max(peak[0], rss())
+print(peak[0] - base, a.nbytes)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    extra, nbytes = map(int, out.split())
+    return {
+        "output_mib": nbytes / 2**20,
+        "peak_mib": extra / 2**20,
+        "over_output_mib": (extra - nbytes) / 2**20,
+    }
+
+
+def gunzip_alone(path: Path) -> float:
+    try:
+        from isal import igzip as fastest
+    except ImportError:
+        fastest = gzip
+    t0 = time.perf_counter()
+    with fastest.open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size-mb", type=int, default=1000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=Path("/tmp/ndshm-bench"))
+    parser.add_argument("--skip-numpy", action="store_true", help="numpy takes ~15 s per GB per run")
+    args = parser.parse_args()
+    files = generate(args.data, args.size_mb * 10**6)
+    readers = {
+        "ndshm 1 thread": read_ndshm(1),
+        "ndshm 2 threads": read_ndshm(2),
+        "pandas c": read_pandas("c"),
+        "pandas pyarrow": read_pandas("pyarrow"),
+        "pyarrow.csv": read_pyarrow,
+        "polars": read_polars,
+    }
+    if not args.skip_numpy:
+        readers = {"numpy.loadtxt": read_numpy, **readers}
+    results: dict = {}
+    for kind in ("coverage", "matrix"):
+        path = files[kind]
+        _warm(path)
+        size = path.stat().st_size
+        reference = ndshm.loadtxt(
+            path, **({"dtype": COVERAGE, "delimiter": "\t"} if kind == "coverage" else {})
+        )
+        results[kind] = {"bytes": size}
+        for name, reader in readers.items():
+            times = []
+            for _ in range(args.reps):
+                elapsed, got = timed(reader, path, kind)
+                times.append(elapsed)
+                assert got.dtype == reference.dtype and got.shape == reference.shape, name
+                assert np.array_equal(got, reference), name
+                del got
+            results[kind][name] = {"median_s": median(times), "gb_per_s": size / median(times) / 1e9}
+        del reference
+    gz = files["coverage.gz"]
+    _warm(gz)
+    alone = median([gunzip_alone(gz) for _ in range(args.reps)])
+    with_parse = median([timed(ndshm.loadtxt, gz, COVERAGE, "#", "\t")[0] for _ in range(args.reps)])
+    results["coverage.gz"] = {"decompress_alone_s": alone, "ndshm_loadtxt_s": with_parse,
+                              "ratio": with_parse / alone}  # fmt: skip
+    results["peak_memory"] = {
+        "coverage": peak_memory(files["coverage"], "coverage"),
+        "coverage.gz": peak_memory(gz, "coverage"),
+    }
+
+    lines = []
+    for kind in ("coverage", "matrix"):
+        r = results[kind]
+        fastest_peer = min(
+            v["median_s"]
+            for k, v in r.items()
+            if k not in ("bytes",) and not k.startswith(("ndshm", "numpy"))
+        )
+        lines += [f"## {kind} ({r['bytes'] / 1e9:.2f} GB)", "", "| reader | median s | GB/s | ndshm 2 threads is x faster |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for name, v in r.items():
+            if name == "bytes":
+                continue
+            lines.append(f"| {name} | {v['median_s']:.3f} | {v['gb_per_s']:.3f} | "
+                         f"{v['median_s'] / r['ndshm 2 threads']['median_s']:.2f} |")  # fmt: skip
+        if "numpy.loadtxt" in r:
+            lines.append(
+                f"\nndshm 1 thread vs numpy.loadtxt: {r['numpy.loadtxt']['median_s'] / r['ndshm 1 thread']['median_s']:.1f}x"
+            )
+        lines.append(
+            f"ndshm 2 threads vs fastest peer: {fastest_peer / r['ndshm 2 threads']['median_s']:.2f}x\n"
+        )
+    g = results["coverage.gz"]
+    lines.append(f"## gzip: decompress alone {g['decompress_alone_s']:.3f} s, ndshm.loadtxt {g['ndshm_loadtxt_s']:.3f} s, "
+                 f"ratio {g['ratio']:.2f}\n")  # fmt: skip
+    lines.append("## Peak memory (RssAnon + RssShmem over the process's baseline)\n")
+    for name, m in results["peak_memory"].items():
+        lines.append(f"- {name}: output {m['output_mib']:.0f} MiB, peak {m['peak_mib']:.0f} MiB, "
+                     f"over the output {m['over_output_mib']:.0f} MiB")  # fmt: skip
+    table = "\n".join(lines)
+    print(table)
+    folder = save("loadtxt", "python bench/bench_loadtxt.py " + " ".join(sys.argv[1:]), results, table)
+    print(f"\nsaved in {folder}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("NDSHM_SESSION", f"bench-{os.getpid()}")
+    main()
