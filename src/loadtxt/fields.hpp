@@ -39,27 +39,101 @@ template <class T> void store(std::byte *out, T value, bool swap) noexcept {
 
 /// numpy's integer grammar: optional spaces, optional sign, digits, optional spaces. Hand-written:
 /// std::from_chars plus the sign and space handling took 17 % of a coverage-file parse (perf).
-template <class T> [[nodiscard]] bool parse_integer(std::string_view text, T &value) noexcept {
-  const char *p = text.data();
-  const char *e = p + text.size();
-  while (p < e && is_space(*p))
-    ++p;
-  while (e > p && is_space(e[-1]))
-    --e;
+template <class T> [[nodiscard, gnu::always_inline]] inline bool parse_integer(std::string_view text, T &value) noexcept;
+
+/// Clinger's fast path over a number at the start of [p, e): up to 19 significant digits and a power
+/// of ten up to 22 need one exact multiplication or division, so the result is correctly rounded.
+/// Returns the end of the number, or nullptr if it is not that simple (the general parser decides).
+[[nodiscard]] inline const char *scan_short_decimal(const char *p, const char *e, double &value) noexcept {
+  static constexpr double powers[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
   bool negative = false;
+  if (p < e && (*p == '-' || *p == '+')) {
+    negative = *p == '-';
+    ++p;
+  }
+  std::uint64_t mantissa = 0;
+  int digits = 0, exponent = 0;
+  const char *start = p;
+  while (p < e && static_cast<unsigned>(*p - '0') <= 9) {
+    mantissa = mantissa * 10 + static_cast<unsigned>(*p - '0');
+    ++digits;
+    ++p;
+  }
+  bool any = p != start;
+  if (p < e && *p == '.') {
+    ++p;
+    const char *fraction = p;
+    while (p < e && static_cast<unsigned>(*p - '0') <= 9) {
+      mantissa = mantissa * 10 + static_cast<unsigned>(*p - '0');
+      ++digits;
+      ++p;
+    }
+    exponent = -static_cast<int>(p - fraction);
+    any = any || p != fraction;
+  }
+  if (!any || digits > 19)
+    return nullptr;
+  if (p < e && (*p == 'e' || *p == 'E')) {
+    ++p;
+    bool minus = false;
+    if (p < e && (*p == '-' || *p == '+')) {
+      minus = *p == '-';
+      ++p;
+    }
+    const char *first = p;
+    int power = 0;
+    while (p < e && static_cast<unsigned>(*p - '0') <= 9 && power < 10000) {
+      power = power * 10 + (*p - '0');
+      ++p;
+    }
+    if (p == first)
+      return nullptr;
+    exponent += minus ? -power : power;
+  }
+  if (mantissa > (std::uint64_t{1} << 53) || exponent < -22 || exponent > 22)
+    return nullptr;
+  double m = static_cast<double>(mantissa);
+  value = exponent < 0 ? m / powers[-exponent] : m * powers[exponent];
+  value = negative ? -value : value;
+  return p;
+}
+
+/// Digits (after an optional sign) at the start of [p, e), as a magnitude; nullptr on overflow or none.
+[[nodiscard]] inline const char *scan_integer(const char *p, const char *e, bool &negative,
+                                              std::uint64_t &magnitude) noexcept {
+  negative = false;
   if (p < e && (*p == '+' || *p == '-')) {
     negative = *p == '-';
     ++p;
   }
-  if (p == e)
-    return false;
-  std::uint64_t magnitude = 0;
+  const char *start = p;
+  magnitude = 0;
+  // 19 digits always fit in 64 bits: check for overflow only past them.
+  const char *unchecked = e - p > 19 ? p + 19 : e;
+  for (; p < unchecked; ++p) {
+    auto digit = static_cast<unsigned>(static_cast<unsigned char>(*p) - '0');
+    if (digit > 9)
+      return p == start ? nullptr : p;
+    magnitude = magnitude * 10 + digit;
+  }
   for (; p < e; ++p) {
     auto digit = static_cast<unsigned>(static_cast<unsigned char>(*p) - '0');
-    if (digit > 9 || __builtin_mul_overflow(magnitude, 10u, &magnitude) ||
-        __builtin_add_overflow(magnitude, digit, &magnitude))
-      return false;
+    if (digit > 9)
+      break;
+    if (__builtin_mul_overflow(magnitude, 10u, &magnitude) || __builtin_add_overflow(magnitude, digit, &magnitude))
+      return nullptr;
   }
+  return p == start ? nullptr : p;
+}
+
+template <class T> [[nodiscard, gnu::always_inline]] inline bool parse_integer(std::string_view text, T &value) noexcept {
+  text = strip(text);
+  bool negative = false;
+  std::uint64_t magnitude = 0;
+  const char *end = scan_integer(text.data(), text.data() + text.size(), negative, magnitude);
+  if (end != text.data() + text.size())
+    return false;
   if constexpr (std::is_unsigned_v<T>) {
     if (negative)
       return false;
@@ -76,6 +150,8 @@ template <class T> [[nodiscard]] bool parse_integer(std::string_view text, T &va
 /// Python's float(): spaces, sign, decimal or inf/infinity/nan in any case; correctly rounded.
 [[nodiscard]] inline bool parse_double(std::string_view text, double &value) noexcept {
   text = strip(text);
+  if (scan_short_decimal(text.data(), text.data() + text.size(), value) == text.data() + text.size())
+    return true;
   bool negative = false;
   if (!text.empty() && (text.front() == '+' || text.front() == '-')) {
     negative = text.front() == '-';
@@ -104,8 +180,42 @@ template <class T> [[nodiscard]] bool parse_integer(std::string_view text, T &va
   return true;
 }
 
+/// Stores a parsed integer in an int, uint or bool field; false if it does not fit.
+[[nodiscard, gnu::always_inline]] inline bool store_integer(const field_spec &field, bool negative,
+                                                          std::uint64_t magnitude, std::byte *out) noexcept {
+  if (field.kind == field_kind::unsigned_int) {
+    if (negative && magnitude != 0)
+      return false;
+    if (field.size < 8 && magnitude > (std::uint64_t{1} << (8 * field.size)) - 1)
+      return false;
+    switch (field.size) {
+    case 1: store(out, static_cast<std::uint8_t>(magnitude), false); return true;
+    case 2: store(out, static_cast<std::uint16_t>(magnitude), field.big_endian); return true;
+    case 4: store(out, static_cast<std::uint32_t>(magnitude), field.big_endian); return true;
+    default: store(out, magnitude, field.big_endian); return true;
+    }
+  }
+  // Signed (and bool, which numpy parses as a 64-bit integer first).
+  unsigned bits = field.kind == field_kind::boolean ? 64 : 8 * field.size;
+  std::uint64_t limit = (std::uint64_t{1} << (bits - 1)) - 1 + (negative ? 1 : 0);
+  if (magnitude > limit)
+    return false;
+  auto value = negative ? static_cast<std::int64_t>(0 - magnitude) : static_cast<std::int64_t>(magnitude);
+  if (field.kind == field_kind::boolean) {
+    store(out, static_cast<std::uint8_t>(value != 0), false);
+    return true;
+  }
+  switch (field.size) {
+  case 1: store(out, static_cast<std::int8_t>(value), false); return true;
+  case 2: store(out, static_cast<std::int16_t>(value), field.big_endian); return true;
+  case 4: store(out, static_cast<std::int32_t>(value), field.big_endian); return true;
+  default: store(out, value, field.big_endian); return true;
+  }
+}
+
 /// Converts one field into out; false if the text does not fit the field's type.
-[[nodiscard]] inline bool convert(const field_spec &field, std::string_view text, std::byte *out) noexcept {
+[[nodiscard, gnu::always_inline]] inline bool convert(const field_spec &field, std::string_view text,
+                                                    std::byte *out) noexcept {
   switch (field.kind) {
   case field_kind::floating: {
     double value = 0;
@@ -118,59 +228,13 @@ template <class T> [[nodiscard]] bool parse_integer(std::string_view text, T &va
     return true;
   }
   case field_kind::signed_int:
+  case field_kind::unsigned_int:
   case field_kind::boolean: {
-    std::int64_t value = 0;
-    if (!parse_integer(text, value))
-      return false;
-    if (field.kind == field_kind::boolean) {
-      store(out, static_cast<std::uint8_t>(value != 0), false);
-      return true;
-    }
-    switch (field.size) {
-    case 1:
-      if (value < INT8_MIN || value > INT8_MAX)
-        return false;
-      store(out, static_cast<std::int8_t>(value), false);
-      return true;
-    case 2:
-      if (value < INT16_MIN || value > INT16_MAX)
-        return false;
-      store(out, static_cast<std::int16_t>(value), field.big_endian);
-      return true;
-    case 4:
-      if (value < INT32_MIN || value > INT32_MAX)
-        return false;
-      store(out, static_cast<std::int32_t>(value), field.big_endian);
-      return true;
-    default:
-      store(out, value, field.big_endian);
-      return true;
-    }
-  }
-  case field_kind::unsigned_int: {
-    std::uint64_t value = 0;
-    if (!parse_integer(text, value))
-      return false;
-    switch (field.size) {
-    case 1:
-      if (value > UINT8_MAX)
-        return false;
-      store(out, static_cast<std::uint8_t>(value), false);
-      return true;
-    case 2:
-      if (value > UINT16_MAX)
-        return false;
-      store(out, static_cast<std::uint16_t>(value), field.big_endian);
-      return true;
-    case 4:
-      if (value > UINT32_MAX)
-        return false;
-      store(out, static_cast<std::uint32_t>(value), field.big_endian);
-      return true;
-    default:
-      store(out, value, field.big_endian);
-      return true;
-    }
+    text = strip(text);
+    bool negative = false;
+    std::uint64_t magnitude = 0;
+    return scan_integer(text.data(), text.data() + text.size(), negative, magnitude) == text.data() + text.size() &&
+           store_integer(field, negative, magnitude, out);
   }
   case field_kind::bytes: {
     std::size_t n = std::min<std::size_t>(text.size(), field.size);

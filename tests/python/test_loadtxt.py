@@ -64,7 +64,7 @@ def cells(draw, kind: str) -> str:
         text = str(draw(st.integers(int(info.min) - 2, int(info.max) + 2)))  # sometimes out of range
     else:
         text = draw(st.text(alphabet="abcdefghXYZ0123456789_.", min_size=1, max_size=dt.itemsize + 2))
-    pad = draw(st.sampled_from(["", " ", "  "])) if dt.kind != "S" else ""
+    pad = draw(st.sampled_from(["", " ", "  "]))
     return pad + text + pad
 
 
