@@ -10,6 +10,7 @@ from ._array import attach, empty, empty_like, handle, is_shared, segment_of, sh
 from ._core import BrokerError, ParseError, SegmentNotFoundError
 from ._loadtxt import loadtxt
 from ._shared_memory import SharedMemory
+from .presets import PRESETS
 
 _core.set_broker_path(str(Path(__file__).with_name("ndshm-broker")))
 
@@ -20,6 +21,7 @@ except PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "BrokerError",
+    "PRESETS",
     "ParseError",
     "SegmentNotFoundError",
     "SharedMemory",

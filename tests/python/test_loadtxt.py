@@ -124,7 +124,10 @@ def test_matches_numpy_on_generated_tables(table, data):
 
 # ------------------------------------------------------------------ chosen cases
 CASES = {
-    "coverage": ("chr1\t128713259\t82.14\t46\t10\nchr2\t5\t1.5\t1\t2\n", {"dtype": COVERAGE, "delimiter": "\t"}),
+    "coverage": (
+        "chr1\t128713259\t82.14\t46\t10\nchr2\t5\t1.5\t1\t2\n",
+        {"dtype": COVERAGE, "delimiter": "\t"},
+    ),
     "bismark cov usecols": (
         "chr1\t10\t10\t50.0\t1\t1\n",
         {"dtype": COVERAGE, "delimiter": "\t", "usecols": (0, 1, 3, 4, 5)},
@@ -230,3 +233,20 @@ def test_long_lines_bom_crlf_and_no_final_newline(tmp_path):
 def test_shared_false_gives_ordinary_memory():
     a = ndshm.loadtxt(["1 2"], shared=False)
     assert not ndshm.is_shared(a) and a.tolist() == [1.0, 2.0]
+
+
+PRESET_SAMPLES = {
+    "coverage5": "chr1\t128713259\t82.14\t46\t10\nchr2\t5\t0.5\t1\t1\n",
+    "bismark-cov": "chr1\t10\t10\t50.0\t1\t1\nchrX\t20\t20\t0\t0\t3\n",
+    "bismark-cytosine": "chr1\t10\t+\t1\t2\tCG\tCGT\nchr1\t11\t-\t0\t0\tCHH\tCAA\n",
+    "bedgraph": "#comment\nchr1\t0\t100\t1.5\nchr1\t100\t250\t-2\n",
+}
+
+
+@pytest.mark.parametrize("preset", sorted(ndshm.PRESETS))
+def test_every_preset_reads_its_format_as_numpy_does(preset, tmp_path):
+    path = tmp_path / f"sample.{preset}.gz"
+    path.write_bytes(gzip.compress(PRESET_SAMPLES[preset].encode()))
+    expected = np.loadtxt(io.StringIO(PRESET_SAMPLES[preset]), **ndshm.PRESETS[preset])
+    got = ndshm.loadtxt(path, **ndshm.PRESETS[preset])
+    _assert_same(expected, got)
