@@ -17,11 +17,9 @@ import numpy as np
 
 import ndshm
 
-COVERAGE = np.dtype([("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
-
 
 def load(path: str, queue: mp.Queue) -> None:
-    array = ndshm.share(np.loadtxt(path, dtype=COVERAGE, delimiter="\t"))
+    array = ndshm.loadtxt(path, **ndshm.PRESETS["coverage5"])  # parsed straight into shared memory
     queue.put((path, array))  # pickles as a small handle; this process may exit right away
 
 
