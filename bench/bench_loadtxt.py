@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import median, save
 
 import ndshm
+from _common import median, save
 
 COVERAGE = np.dtype([("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
 
@@ -160,7 +160,8 @@ def sample():
     while not done:
         peak[0] = max(peak[0], rss()); time.sleep(0.002)
 threading.Thread(target=sample, daemon=True).start()
-a = ndshm.loadtxt({str(path)!r}, **({{'dtype': COVERAGE, 'delimiter': '\\t'}} if {kind!r} == 'coverage' else {{}}))
+options = {{'dtype': COVERAGE, 'delimiter': '\\t'}} if {kind!r} == 'coverage' else {{}}
+a = ndshm.loadtxt({str(path)!r}, **options)
 done = True
 peak[0] = max(peak[0], rss())
 print(peak[0] - base, a.nbytes)
@@ -242,8 +243,8 @@ def main() -> None:
             for k, v in r.items()
             if k not in ("bytes",) and not k.startswith(("ndshm", "numpy"))
         )
-        lines += [f"## {kind} ({r['bytes'] / 1e9:.2f} GB)", "", "| reader | median s | GB/s | ndshm 2 threads is x faster |",
-                  "|---|---|---|---|"]  # fmt: skip
+        lines += [f"## {kind} ({r['bytes'] / 1e9:.2f} GB)", ""]
+        lines += ["| reader | median s | GB/s | ndshm 2 threads is x faster |", "|---|---|---|---|"]
         for name, v in r.items():
             if name == "bytes":
                 continue
@@ -251,14 +252,15 @@ def main() -> None:
                          f"{v['median_s'] / r['ndshm 2 threads']['median_s']:.2f} |")  # fmt: skip
         if "numpy.loadtxt" in r:
             lines.append(
-                f"\nndshm 1 thread vs numpy.loadtxt: {r['numpy.loadtxt']['median_s'] / r['ndshm 1 thread']['median_s']:.1f}x"
+                "\nndshm 1 thread vs numpy.loadtxt: "
+                f"{r['numpy.loadtxt']['median_s'] / r['ndshm 1 thread']['median_s']:.1f}x"
             )
         lines.append(
             f"ndshm 2 threads vs fastest peer: {fastest_peer / r['ndshm 2 threads']['median_s']:.2f}x\n"
         )
     g = results["coverage.gz"]
-    lines.append(f"## gzip: decompress alone {g['decompress_alone_s']:.3f} s, ndshm.loadtxt {g['ndshm_loadtxt_s']:.3f} s, "
-                 f"ratio {g['ratio']:.2f}\n")  # fmt: skip
+    lines.append(f"## gzip: decompress alone {g['decompress_alone_s']:.3f} s, "
+                 f"ndshm.loadtxt {g['ndshm_loadtxt_s']:.3f} s, ratio {g['ratio']:.2f}\n")  # fmt: skip
     lines.append("## Peak memory (RssAnon + RssShmem over the process's baseline)\n")
     for name, m in results["peak_memory"].items():
         lines.append(f"- {name}: output {m['output_mib']:.0f} MiB, peak {m['peak_mib']:.0f} MiB, "
