@@ -10,6 +10,7 @@ from ._array import attach, empty, empty_like, handle, is_shared, segment_of, sh
 from ._core import BrokerError, ParseError, SegmentNotFoundError
 from ._loadtxt import loadtxt
 from ._shared_memory import SharedMemory
+from .hdf5 import to_hdf5
 from .presets import PRESETS
 
 _core.set_broker_path(str(Path(__file__).with_name("ndshm-broker")))
@@ -33,5 +34,6 @@ __all__ = [
     "loadtxt",
     "segment_of",
     "share",
+    "to_hdf5",
     "zeros",
 ]

@@ -52,6 +52,46 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    import signal
+
+    from ._core import ParseError
+    from .hdf5 import to_hdf5
+
+    def terminate(signum, frame):  # SIGTERM: unwind like Ctrl-C so that nothing is left behind
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    options = {}
+    if args.delimiter is not None:
+        options["delimiter"] = args.delimiter.encode().decode("unicode_escape")
+    if args.comments is not None:
+        options["comments"] = args.comments or None
+    for key in ("skiprows", "max_rows", "quotechar"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    if args.usecols:
+        options["usecols"] = [int(c) for c in args.usecols.split(",")]
+    if args.truncate:
+        options["truncate"] = True
+    try:
+        to_hdf5(
+            args.inputs, args.output, dtype=args.dtype, format=args.format, workers=args.workers,
+            threads=args.threads, compression=args.compression, layout=args.layout,
+            overwrite=args.overwrite, progress=False if args.quiet else None, **options,
+        )  # fmt: skip
+    except ParseError as error:
+        print(f"ndshm convert: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"ndshm convert: interrupted; {args.output} was not written", file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as error:
+        print(f"ndshm convert: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ndshm", description="Zero-copy shared NumPy arrays: inspect and clean up segments."
@@ -74,6 +114,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="spare segments younger than this, which may still be on their way (default: 60)",
     )
     gc.set_defaults(run=cmd_gc)
+
+    from .presets import PRESETS
+
+    cv = sub.add_parser(
+        "convert",
+        help="load text files in parallel and write them into one HDF5 file",
+        description="Loads every INPUT with ndshm.loadtxt in worker processes (arrays handed over in "
+        "shared memory) and writes one HDF5 file, readable by stock h5py. The output appears only when "
+        "complete; an interrupted run leaves an existing OUTPUT untouched and no temporary file.",
+    )
+    cv.add_argument("inputs", nargs="+", metavar="INPUT", help="text files (.gz, .bz2, .xz too)")
+    cv.add_argument("-o", "--output", required=True, metavar="OUTPUT.h5")
+    kind = cv.add_mutually_exclusive_group()
+    kind.add_argument("--format", choices=sorted(PRESETS), help="a preset: dtype plus options")
+    kind.add_argument("--dtype", metavar="SPEC", help="e.g. chr:S10,pos:i4,pct:f4,c:i4,t:i4, or f8")
+    cv.add_argument("--delimiter", help="field delimiter (default: runs of whitespace); \\t for tab")
+    cv.add_argument("--comments", help="comment character (default #; empty for none)")
+    cv.add_argument("--skiprows", type=int, help="lines to skip at the top of every file")
+    cv.add_argument("--usecols", metavar="I,J,...", help="columns to read, 0-based, negative from the end")
+    cv.add_argument("--max-rows", type=int, help="rows of data to read per file")
+    cv.add_argument("--quotechar", help="quote character for fields holding delimiters")
+    cv.add_argument("--truncate", action="store_true", help="cut too long strings (numpy's way)")
+    cv.add_argument("--workers", type=int, help="loading processes (default: one per file, at most cores)")
+    cv.add_argument("--threads", type=int, help="parsing threads per worker (default: cores / workers)")
+    cv.add_argument(
+        "--compression",
+        default="none",
+        metavar="none|gzip[:LEVEL]|lzf",
+        help="chunk compression; gzip chunks are compressed on all cores (default: none)",
+    )
+    cv.add_argument(
+        "--layout",
+        choices=["per-file", "concat"],
+        default="per-file",
+        help="one dataset per file (default), or one 'data' dataset plus an 'index'",
+    )
+    cv.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    cv.add_argument("--quiet", action="store_true", help="no progress bar")
+    cv.set_defaults(run=cmd_convert)
     return parser
 
 

@@ -1,0 +1,213 @@
+"""ndshm convert / to_hdf5: round trips through stock h5py and h5dump, atomic output, interruptions."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from leaks import broker_pids, memfd_holders, wait_exit
+
+import ndshm
+from ndshm.hdf5 import parse_dtype_spec
+
+SAMPLES = {
+    "coverage5": lambda i: f"chr{i % 22 + 1}\t{1000 + i}\t{i % 10000 / 100:.2f}\t{i % 60}\t{i % 13}\n",
+    "bismark-cov": lambda i: f"chr{i % 3}\t{i}\t{i}\t{i % 100}.0\t{i % 7}\t{i % 5}\n",
+    "bismark-cytosine": lambda i: f"chr1\t{i}\t{'+-'[i % 2]}\t{i % 9}\t{i % 4}\tCG\tCGA\n",
+    "bedgraph": lambda i: f"chr2\t{i * 10}\t{i * 10 + 10}\t{i / 8}\n",
+}
+
+
+def _files(folder: Path, preset: str, counts=(3000, 5000, 1)) -> list[Path]:
+    paths = []
+    for k, n in enumerate(counts):
+        text = "".join(SAMPLES[preset](i + 100 * k) for i in range(n))
+        path = folder / f"part{k}.{preset}{'.gz' if k == 1 else ''}"
+        path.write_bytes(gzip.compress(text.encode()) if k == 1 else text.encode())
+        paths.append(path)
+    return paths
+
+
+def _expected(path: Path, preset: str) -> np.ndarray:
+    return np.atleast_1d(np.loadtxt(path, **ndshm.PRESETS[preset]))
+
+
+@pytest.mark.parametrize("preset", sorted(ndshm.PRESETS))
+@pytest.mark.parametrize("layout", ["per-file", "concat"])
+def test_round_trip_through_stock_h5py(preset, layout, tmp_path):
+    paths = _files(tmp_path, preset)
+    out = ndshm.to_hdf5(paths, tmp_path / "out.h5", format=preset, layout=layout, workers=2, progress=False)
+    expected = [_expected(p, preset) for p in paths]
+    with h5py.File(out, "r") as h5:
+        if layout == "per-file":
+            assert sorted(h5) == ["part0.coverage5", "part1.coverage5", "part2.coverage5"] or len(h5) == 3
+            for path, want in zip(paths, expected, strict=True):
+                name = path.name.removesuffix(".gz")
+                got = h5[name][()]
+                assert got.dtype == want.dtype and np.array_equal(got, want)
+                attrs = h5[name].attrs
+                assert attrs["rows"] == len(want) and attrs["source"] == str(path.resolve())
+                assert attrs["source_size"] == path.stat().st_size and "ndshm_version" in attrs
+        else:
+            np.testing.assert_array_equal(h5["data"][()], np.concatenate(expected))
+            index = h5["index"][()]
+            assert [int(r["rows"]) for r in index] == [len(e) for e in expected]
+            assert [int(r["first_row"]) for r in index] == [
+                0,
+                len(expected[0]),
+                len(expected[0]) + len(expected[1]),
+            ]
+
+
+@pytest.mark.parametrize("compression", ["gzip:1", "gzip", "lzf"])
+def test_compressed_output_decodes_with_standard_filters(compression, tmp_path):
+    paths = _files(tmp_path, "coverage5", counts=(200_000, 70_001, 5))
+    out = ndshm.to_hdf5(paths, tmp_path / "c.h5", format="coverage5", compression=compression, progress=False)
+    with h5py.File(out, "r") as h5:
+        for path in paths:
+            dataset = h5[path.name.removesuffix(".gz")]
+            assert dataset.compression == compression.partition(":")[0]
+            np.testing.assert_array_equal(dataset[()], _expected(path, "coverage5"))
+    dump = subprocess.run(["h5dump", "-H", str(out)], capture_output=True, text=True, check=True).stdout
+    assert "H5T_COMPOUND" in dump and "H5T_STRING" in dump
+
+
+def test_h5dump_reads_the_compound_type_field_for_field(tmp_path):
+    paths = _files(tmp_path, "coverage5", counts=(3,))
+    out = ndshm.to_hdf5(paths, tmp_path / "d.h5", format="coverage5", progress=False)
+    dump = subprocess.run(["h5dump", str(out)], capture_output=True, text=True, check=True).stdout
+    for field in (
+        '"chr"',
+        '"pos"',
+        '"pct"',
+        '"c"',
+        '"t"',
+        "STRPAD H5T_STR_NULLPAD",
+        "H5T_STD_I32LE",
+        "H5T_IEEE_F32LE",
+    ):
+        assert field in dump, field
+    assert '"chr1"' in dump
+
+
+def test_dtype_spec_and_name_collisions(tmp_path):
+    assert parse_dtype_spec("chr:S10,pos:i4") == np.dtype([("chr", "S10"), ("pos", "i4")])
+    assert parse_dtype_spec("f8") == np.dtype("f8")
+    with pytest.raises(ValueError, match="name:type"):
+        parse_dtype_spec("chr:S10,pos")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for d in ("a", "b"):
+        (tmp_path / d / "x.txt").write_text("1 2\n3 4\n")
+    notes = []
+    out = ndshm.to_hdf5([tmp_path / "a/x.txt", tmp_path / "b/x.txt"], tmp_path / "o.h5", dtype="f8",
+                        progress=False, on_note=notes.append)  # fmt: skip
+    with h5py.File(out) as h5:
+        assert sorted(h5) == ["x.txt", "x.txt_2"]
+    assert notes and "x.txt_2" in notes[0]
+
+
+def test_refuses_to_overwrite_and_keeps_the_target_on_a_parse_error(tmp_path):
+    good = tmp_path / "good.txt"
+    good.write_text("1 2\n")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 2\n3 x\n")
+    target = tmp_path / "t.h5"
+    target.write_bytes(b"precious")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        ndshm.to_hdf5([good], target, progress=False)
+    with pytest.raises(ndshm.ParseError, match=r"bad.txt:2:3"):
+        ndshm.to_hdf5([good, bad], target, overwrite=True, progress=False)
+    assert target.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt", "good.txt", "t.h5"]
+    ndshm.to_hdf5([good], target, overwrite=True, progress=False)
+    with h5py.File(target) as h5:
+        assert h5["good.txt"][()].tolist() == [1.0, 2.0]
+
+
+def _convert(args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "ndshm", "convert", *map(str, args)], **kwargs)
+
+
+def test_command_line_run_writes_what_the_api_writes(tmp_path, session):
+    paths = _files(tmp_path, "bismark-cov")
+    out = tmp_path / "cli.h5"
+    proc = _convert(
+        [*paths, "-o", out, "--format", "bismark-cov", "--quiet"], stderr=subprocess.PIPE, text=True
+    )
+    assert proc.wait(timeout=120) == 0 and proc.stderr.read() == ""
+    proc.stderr.close()
+    with h5py.File(out) as h5:
+        np.testing.assert_array_equal(h5["part0.bismark-cov"][()], _expected(paths[0], "bismark-cov"))
+    help_text = subprocess.run([sys.executable, "-m", "ndshm", "convert", "--help"], capture_output=True,
+                               text=True, check=True).stdout  # fmt: skip
+    options = "--format --dtype --delimiter --usecols --workers --threads --compression --layout"
+    for option in (options + " --overwrite --quiet --skiprows --max-rows --comments --quotechar").split():
+        assert option in help_text, option
+    bad = tmp_path / "bad.cov"
+    bad.write_text("chr1\t1\t1\t5.0\t1\t1\nchr1\tone\t1\t5.0\t1\t1\n")
+    command = [sys.executable, "-m", "ndshm", "convert", str(bad), "-o", str(tmp_path / "b.h5")]
+    result = subprocess.run([*command, "--format", "bismark-cov", "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "bad.cov:2:6: could not convert 'one' to int32" in result.stderr
+    assert not (tmp_path / "b.h5").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_runs_leave_the_target_intact_and_nothing_behind(signum, tmp_path, session):
+    paths = _files(tmp_path, "coverage5", counts=(400_000, 400_000, 400_000))
+    target = tmp_path / "t.h5"
+    target.write_bytes(b"old contents")
+    rng = random.Random(signum)
+    for round_ in range(6):
+        env = dict(os.environ, NDSHM_SESSION=f"{session}-{round_}", NDSHM_BROKER_LINGER="0.2")
+        proc = _convert([*paths, "-o", target, "--format", "coverage5", "--overwrite", "--quiet"],
+                        env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+        try:
+            proc.wait(timeout=rng.uniform(0.3, 2.5))  # the random point: somewhere in the run
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signum)
+        code = proc.wait(timeout=60)
+        err = proc.stderr.read()
+        proc.stderr.close()
+        if code == 0:
+            with h5py.File(target) as h5:  # finished first: the new file, complete
+                assert len(h5) == 3
+            target.write_bytes(b"old contents")
+        else:
+            assert target.read_bytes() == b"old contents"
+            if signum == signal.SIGINT:
+                assert code == 130 and "interrupted" in err
+            elif signum == signal.SIGTERM:
+                assert code == 128 + signal.SIGTERM
+        # No temporary file, no worker left, no shared memory held anywhere.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # (only matters for SIGKILL: orphaned workers)
+        except ProcessLookupError:
+            pass
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in paths] + ["t.h5"])
+        for pid in _pids_in_group(proc.pid) + broker_pids(env["NDSHM_SESSION"]):
+            assert wait_exit(pid, timeout=30)
+        assert memfd_holders(env["NDSHM_SESSION"]) == {}
+
+
+def _pids_in_group(pgid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid:
+                pids.append(int(entry.name))
+    return pids
