@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ._forkserver_guard import die_with_parent
 from ._loadtxt import loadtxt
 from .presets import PRESETS
 
@@ -62,8 +63,10 @@ def _dataset_names(paths: Sequence[Path]) -> tuple[list[str], list[str]]:
 
 
 def _load(path: str, options: dict) -> np.ndarray:
-    """Runs in a worker process: the array comes back as an ndshm handle, never by value."""
-    return loadtxt(path, **options)
+    """Runs in a worker process: the array comes back as an ndshm handle, never by value. Rows stay
+    a dimension even for one-row files (records: 1-d; plain numbers: rows x columns)."""
+    structured = np.dtype(options.get("dtype", float)).names is not None
+    return loadtxt(path, ndmin=1 if structured else 2, **options)
 
 
 def _compression(spec: str | None) -> tuple[str | None, int | None]:
@@ -86,12 +89,15 @@ def _write_gzip_chunks(dataset, array: np.ndarray, start: int, level: int, pool:
     pieces = [array[i : i + rows] for i in range(0, len(array), rows)]
 
     def compress(piece: np.ndarray) -> bytes:
-        block = np.zeros(rows, array.dtype)  # a partial last chunk is padded, as HDF5 does
+        block = np.zeros(
+            (rows, *array.shape[1:]), array.dtype
+        )  # a partial last chunk is padded, as HDF5 does
         block[: len(piece)] = piece
         return zlib.compress(block.tobytes(), level)
 
     for k, data in enumerate(pool.map(compress, pieces)):
-        dataset.id.write_direct_chunk(((start // rows) + k,), data, filter_mask=0)
+        origin = ((start // rows) + k) * rows
+        dataset.id.write_direct_chunk((origin,) + (0,) * (array.ndim - 1), data, filter_mask=0)
 
 
 def _attributes(path: Path, array: np.ndarray, options: dict) -> dict[str, Any]:
@@ -123,18 +129,23 @@ class _UnnamedFile:
     def path(self) -> str:
         return f"/proc/self/fd/{self.fd}"
 
+    def open(self):
+        return os.fdopen(self.fd, "w+b", closefd=False)
+
     def commit(self) -> None:
         os.fsync(self.fd)
         # link to a unique name, then rename over the target: the target is replaced in one step.
         staging = self.target.with_name(f".{self.target.name}.{os.getpid()}.ndshm-tmp")
-        os.link(self.path, staging, follow_symlinks=True)
+        directory = os.open(self.target.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            os.replace(staging, self.target)
-        except BaseException:
-            staging.unlink(missing_ok=True)
-            raise
-        directory = os.open(self.target.parent, os.O_RDONLY)
-        try:
+            # linkat(AT_SYMLINK_FOLLOW) through /proc gives the unnamed file a name (os.link only calls
+            # linkat, rather than link, when a dir_fd is given).
+            os.link(self.path, staging, src_dir_fd=directory, follow_symlinks=True)
+            try:
+                os.replace(staging, self.target)
+            except BaseException:
+                staging.unlink(missing_ok=True)
+                raise
             os.fsync(directory)
         finally:
             os.close(directory)
@@ -195,7 +206,17 @@ def to_hdf5(
     target = Path(output)
     out = _UnnamedFile(target, overwrite)
     own_pool = executor is None
-    pool = executor or cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver"))
+    if executor is None:
+        # forkserver: workers do not inherit this process's threads or open HDF5 state. The fork
+        # server and the workers die with this process, whatever kills it (see _forkserver_guard).
+        os.environ["NDSHM_RUN_PID"] = str(os.getpid())
+        context = mp.get_context("forkserver")
+        context.set_forkserver_preload(["ndshm._forkserver_guard", "ndshm"])
+        pool = cf.ProcessPoolExecutor(
+            workers, mp_context=context, initializer=die_with_parent, initargs=(_forkserver_pid(),)
+        )
+    else:
+        pool = executor
     bar = None
     futures: list[Any] = []
     try:
@@ -204,7 +225,8 @@ def to_hdf5(
 
             bar = tqdm(total=sum(sizes), unit="B", unit_scale=True, desc=target.name, file=sys.stderr)
         futures = [pool.submit(_load, str(p), options) for p in paths]
-        with h5py.File(out.path, "w") as h5, ThreadPoolExecutor(cores) as compressors:
+        # HDF5 2.x resolves file names to real paths, which an unnamed file has not: hand it the file.
+        with out.open() as handle, h5py.File(handle, "w") as h5, ThreadPoolExecutor(cores) as compressors:
             h5.attrs["ndshm_version"] = _version()
             h5.attrs["layout"] = layout
             offset = 0
@@ -212,20 +234,21 @@ def to_hdf5(
             for k, (path, name, future) in enumerate(zip(paths, names, futures, strict=True)):
                 array = future.result()  # in input order; later files load while this one is written
                 if layout == "per-file":
-                    dataset = _create(h5, name, array.dtype, len(array), filter_name, level, resizable=False)
+                    dataset = _create(h5, name, array, filter_name, level, resizable=False)
                     _write(dataset, array, 0, filter_name, level, compressors)
                     for key, value in _attributes(path, array, options).items():
                         dataset.attrs[key] = value
                 else:
                     if data is None:
-                        data = _create(h5, "data", array.dtype, 0, filter_name, level, resizable=True)
+                        data = _create(h5, "data", array[:0], filter_name, level, resizable=True)
                         index = h5.create_dataset(
                             "index", (len(paths),), np.dtype([("file", h5py.string_dtype()),
                                                               ("first_row", "<i8"), ("rows", "<i8")])
                         )  # fmt: skip
-                    elif array.dtype != data.dtype:
-                        raise ValueError(f"{path}: dtype {array.dtype} differs from the first file's")
-                    data.resize((offset + len(array),))
+                    elif array.dtype != data.dtype or array.shape[1:] != data.shape[1:]:
+                        raise ValueError(f"{path}: rows of {array.dtype} x {array.shape[1:]} differ from "
+                                         f"the first file's {data.dtype} x {data.shape[1:]}")  # fmt: skip
+                    data.resize((offset + len(array), *array.shape[1:]))
                     _write(data, array, offset, filter_name, level, compressors)
                     index[k] = (str(path), offset, len(array))
                     offset += len(array)
@@ -249,26 +272,36 @@ def to_hdf5(
     return target
 
 
+def _forkserver_pid() -> int:
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    return forkserver._forkserver._forkserver_pid  # noqa: SLF001 - the parent of every worker
+
+
 def _version() -> str:
     from . import __version__
 
     return __version__
 
 
-def _create(h5, name: str, dtype: np.dtype, rows: int, filter_name, level, *, resizable: bool):
+def _create(h5, name: str, like: np.ndarray, filter_name, level, *, resizable: bool):
+    """A dataset shaped like `like` (rows first): contiguous when possible, else in ~1 MiB chunks."""
+    dtype, shape = like.dtype, like.shape
     if filter_name is None and not resizable:
-        return h5.create_dataset(name, (rows,), dtype)  # contiguous: the fastest layout to write and read
-    chunk_rows = max(1, CHUNK_BYTES // max(dtype.itemsize, 1))
+        return h5.create_dataset(name, shape, dtype)  # contiguous: the fastest layout to write and read
+    row_bytes = max(dtype.itemsize * int(np.prod(shape[1:])), 1)
+    chunk_rows = max(1, CHUNK_BYTES // row_bytes)
     if not resizable:
-        chunk_rows = max(1, min(chunk_rows, rows))
-    kwargs: dict[str, Any] = {"chunks": (chunk_rows,)}
+        chunk_rows = max(1, min(chunk_rows, shape[0]))
+    kwargs: dict[str, Any] = {"chunks": (chunk_rows, *shape[1:])}
     if resizable:
-        kwargs["maxshape"] = (None,)
+        kwargs["maxshape"] = (None, *shape[1:])
     if filter_name == "gzip":
         kwargs.update(compression="gzip", compression_opts=level)
     elif filter_name == "lzf":
         kwargs.update(compression="lzf")
-    return h5.create_dataset(name, (rows,), dtype, **kwargs)
+    return h5.create_dataset(name, shape, dtype, **kwargs)
 
 
 def _write(dataset, array: np.ndarray, start: int, filter_name, level, pool: ThreadPoolExecutor) -> None:
