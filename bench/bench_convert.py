@@ -1,0 +1,179 @@
+"""ndshm convert vs the users' baseline workflow, and parallel gzip vs h5py's own filter.
+
+Run: python bench/bench_convert.py [--reps 3] [--data DIR]   (after bench_loadtxt.py made the 1 GB file)
+Two 1 GB five-column files (one file under two names), page cache warm, 2 cores. Peak memory is the
+sum over the process tree of proportional anonymous + shared memory (smaps_rollup Pss_Anon +
+Pss_Shmem), sampled every 10 ms. Writes bench/results/<date>-<machine>/convert.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+import ndshm
+from _common import median, save
+from ndshm import hdf5
+
+HERE = Path(__file__).resolve().parent
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _pss(pid: int) -> int:
+    try:
+        fields = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+        )
+    except (OSError, ValueError):
+        return 0
+    return sum(int(fields.get(k, "0 kB").split()[0]) * 1024 for k in ("Pss_Anon", "Pss_Shmem"))
+
+
+def run_measured(command: list[str]) -> tuple[float, int]:
+    """Wall time and peak memory of a command and every process it starts (the broker included)."""
+    peak = [0]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(command)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            pids = _tree(proc.pid)
+            brokers = [p for p in _tree(1) if _is_broker(p)]
+            peak[0] = max(peak[0], sum(_pss(p) for p in set(pids + brokers)))
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    code = proc.wait()
+    elapsed = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    if code != 0:
+        raise RuntimeError(f"{command} failed with {code}")
+    return elapsed, peak[0]
+
+
+def _is_broker(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"ndshm-broker")
+    except OSError:
+        return False
+
+
+def bench_compression(path: Path, reps: int, folder: Path) -> dict:
+    array = ndshm.loadtxt(path, **ndshm.PRESETS["coverage5"])
+    chunk_rows = hdf5.CHUNK_BYTES // array.dtype.itemsize
+    out = folder / "compress.h5"
+
+    def h5py_gzip() -> float:
+        t0 = time.perf_counter()
+        with h5py.File(out, "w") as h5:
+            h5.create_dataset("d", data=array, chunks=(chunk_rows,), compression="gzip", compression_opts=1)
+        return time.perf_counter() - t0
+
+    def ndshm_gzip() -> float:
+        t0 = time.perf_counter()
+        with h5py.File(out, "w") as h5, ThreadPoolExecutor(os.cpu_count()) as pool:
+            dataset = hdf5._create(h5, "d", array, "gzip", 1, resizable=False)
+            hdf5._write(dataset, array, 0, "gzip", 1, pool)
+        return time.perf_counter() - t0
+
+    ours = median([ndshm_gzip() for _ in range(reps)])
+    with h5py.File(out) as h5:
+        assert np.array_equal(h5["d"][()], array)
+    theirs = median([h5py_gzip() for _ in range(reps)])
+    out.unlink()
+    return {"bytes": array.nbytes, "h5py_gzip1_s": theirs, "ndshm_gzip1_s": ours, "speedup": theirs / ours}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=Path("/tmp/ndshm-bench"))
+    parser.add_argument("--size-mb", type=int, default=1000)
+    args = parser.parse_args()
+    source = args.data / f"coverage-{args.size_mb * 10**6}.tsv"
+    if not source.exists():
+        raise SystemExit(f"{source} is missing: run bench/bench_loadtxt.py first")
+    second = args.data / "coverage-copy.tsv"
+    if not second.exists():
+        os.link(source, second)
+    inputs = [str(source), str(second)]
+    text_bytes = 2 * source.stat().st_size
+    out = args.data / "out.h5"
+    runs = {
+        "baseline (np.loadtxt + stdlib shm + h5py)": [
+            sys.executable, str(HERE / "baseline_workflow.py"), str(out), *inputs
+        ],
+        "ndshm convert": [
+            sys.executable, "-m", "ndshm", "convert", *inputs, "-o", str(out), "--format", "coverage5",
+            "--overwrite", "--quiet",
+        ],
+    }  # fmt: skip
+    results: dict = {"text_bytes": text_bytes}
+    for name, command in runs.items():
+        times, peaks = [], []
+        for _ in range(args.reps):
+            out.unlink(missing_ok=True)
+            elapsed, peak = run_measured(command)
+            times.append(elapsed)
+            peaks.append(peak)
+        with h5py.File(out) as h5:
+            output_bytes = sum(h5[k].nbytes for k in h5)
+        results[name] = {
+            "median_s": median(times),
+            "gb_per_s": text_bytes / median(times) / 1e9,
+            "peak_mib": max(peaks) / 2**20,
+            "peak_over_output": max(peaks) / output_bytes,
+        }
+    out.unlink(missing_ok=True)
+    base = results["baseline (np.loadtxt + stdlib shm + h5py)"]["median_s"]
+    results["speedup"] = base / results["ndshm convert"]["median_s"]
+    results["compression"] = bench_compression(source, args.reps, args.data)
+
+    lines = [f"## 2 x {source.stat().st_size / 1e9:.2f} GB five-column files -> one HDF5 file", "",
+             "| workflow | median s | GB/s of text | peak MiB (all processes) | peak / output |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name in runs:
+        r = results[name]
+        lines.append(f"| {name} | {r['median_s']:.2f} | {r['gb_per_s']:.3f} | {r['peak_mib']:.0f} | "
+                     f"{r['peak_over_output']:.2f} |")  # fmt: skip
+    c = results["compression"]
+    lines += ["", f"ndshm convert vs baseline: {results['speedup']:.1f}x", "",
+              f"## gzip level 1 write of {c['bytes'] / 2**20:.0f} MiB (1 MiB chunks)", "",
+              f"h5py's filter {c['h5py_gzip1_s']:.2f} s, ndshm parallel chunks {c['ndshm_gzip1_s']:.2f} s: "
+              f"{c['speedup']:.2f}x"]  # fmt: skip
+    table = "\n".join(lines)
+    print(table)
+    folder = save("convert", "python bench/bench_convert.py " + " ".join(sys.argv[1:]), results, table)
+    print(f"\nsaved in {folder}")
+
+
+if __name__ == "__main__":
+    main()
