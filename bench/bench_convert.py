@@ -3,7 +3,7 @@
 Run: python bench/bench_convert.py [--reps 3] [--data DIR]   (after bench_loadtxt.py made the 1 GB file)
 Two 1 GB five-column files (one file under two names), page cache warm, 2 cores. Peak memory is the
 sum over the process tree of proportional anonymous + shared memory (smaps_rollup Pss_Anon +
-Pss_Shmem), sampled every 10 ms. Writes bench/results/<date>-<machine>/convert.{json,md}.
+Pss_Shmem), sampled every 50 ms. Writes bench/results/<date>-<machine>/convert.{json,md}.
 """
 
 from __future__ import annotations
@@ -27,21 +27,26 @@ from ndshm import hdf5
 HERE = Path(__file__).resolve().parent
 
 
-def _tree(root: int) -> list[int]:
+def _tree_and_brokers(root: int) -> set[int]:
+    """root, its descendants and every ndshm broker, from one pass over /proc/*/stat."""
     children: dict[int, list[int]] = {}
+    brokers = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
+                head, tail = (entry / "stat").read_text().rsplit(")", 1)
+            except (OSError, ValueError):
                 continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
+            pid = int(entry.name)
+            children.setdefault(int(tail.split()[1]), []).append(pid)
+            if head.endswith("(ndshm-broker"):
+                brokers.add(pid)
+    found, todo = set(), [root]
     while todo:
         pid = todo.pop()
-        found.append(pid)
+        found.add(pid)
         todo.extend(children.get(pid, []))
-    return found
+    return found | brokers
 
 
 def _pss(pid: int) -> int:
@@ -63,10 +68,8 @@ def run_measured(command: list[str]) -> tuple[float, int]:
 
     def sample() -> None:
         while not done.is_set():
-            pids = _tree(proc.pid)
-            brokers = [p for p in _tree(1) if _is_broker(p)]
-            peak[0] = max(peak[0], sum(_pss(p) for p in set(pids + brokers)))
-            done.wait(0.01)
+            peak[0] = max(peak[0], sum(_pss(p) for p in _tree_and_brokers(proc.pid)))
+            done.wait(0.05)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -77,13 +80,6 @@ def run_measured(command: list[str]) -> tuple[float, int]:
     if code != 0:
         raise RuntimeError(f"{command} failed with {code}")
     return elapsed, peak[0]
-
-
-def _is_broker(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"ndshm-broker")
-    except OSError:
-        return False
 
 
 def bench_compression(path: Path, reps: int, folder: Path) -> dict:

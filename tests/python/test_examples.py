@@ -73,3 +73,17 @@ def test_a_cpp_program_attaches_and_writes_an_array_python_made(cpp_example):
     total = _run(cpp_example, "negate", ndshm.handle(values))
     assert float(total) == 4950.0
     np.testing.assert_array_equal(values, -np.arange(100))  # written in place by C++
+
+
+def test_convert_demo_runs_the_main_job(session):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "convert_demo.py"), "20000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("$ ndshm convert sample0.cov sample1.cov -o coverage.h5")
+    assert "sample0.cov: 20000 rows of [('chr', 'S10')" in result.stdout
+    assert "sample1.cov: 20000 rows" in result.stdout
