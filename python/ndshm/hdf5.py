@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _forkserver_guard as guard
 from ._forkserver_guard import die_with_parent
 from ._loadtxt import loadtxt
 from .presets import PRESETS
@@ -218,7 +219,6 @@ def to_hdf5(
     if executor is None:
         # forkserver: workers do not inherit this process's threads or open HDF5 state. The fork
         # server and the workers die with this process, whatever kills it (see _forkserver_guard).
-        os.environ["NDSHM_RUN_PID"] = str(os.getpid())
         context = mp.get_context("forkserver")
         context.set_forkserver_preload(["ndshm._forkserver_guard", "ndshm"])
         pool = cf.ProcessPoolExecutor(
@@ -283,10 +283,16 @@ def to_hdf5(
 
 
 def _forkserver_pid() -> int:
+    """Starts the fork server if needed (telling it whose death to follow) and returns its pid, the
+    parent of every worker."""
     from multiprocessing import forkserver
 
-    forkserver.ensure_running()
-    return forkserver._forkserver._forkserver_pid  # noqa: SLF001 - the parent of every worker
+    os.environ[guard.ENV] = str(os.getpid())
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.environ.pop(guard.ENV, None)
+    return forkserver._forkserver._forkserver_pid  # noqa: SLF001
 
 
 def _version() -> str:

@@ -208,3 +208,16 @@ def _pids_in_group(pgid: int) -> list[int]:
             if int(fields[2]) == pgid:
                 pids.append(int(entry.name))
     return pids
+
+
+def test_the_fork_server_guard_stays_in_the_fork_server(tmp_path):
+    # to_hdf5 tells the fork server whose death to follow; nobody else may inherit that (a process that
+    # imported ndshm with it would exit at once).
+    path = tmp_path / "x.txt"
+    path.write_text("1 2\n")
+    ndshm.to_hdf5([path], tmp_path / "x.h5", progress=False)
+    assert "NDSHM_FORKSERVER_PARENT" not in os.environ
+    env = dict(os.environ, NDSHM_FORKSERVER_PARENT="1")
+    result = subprocess.run([sys.executable, "-c", "import ndshm; print('alive')"], env=env,
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.stdout == "alive\n"
