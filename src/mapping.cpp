@@ -11,7 +11,6 @@ std::shared_ptr<mapping> mapping::map(int fd, std::uint64_t size, access mode, s
   std::shared_ptr<mapping> result(new mapping());
   result->m_data = static_cast<std::byte *>(detail::memory_map(fd, size, mode == access::read_write));
   result->m_size = size;
-  result->m_mapped = size;
   result->m_access = mode;
   result->m_session = std::move(session);
   result->m_name = std::move(name);
@@ -20,7 +19,7 @@ std::shared_ptr<mapping> mapping::map(int fd, std::uint64_t size, access mode, s
 
 mapping::~mapping() {
   if (m_data != nullptr)
-    detail::memory_unmap(m_data, m_mapped);
+    detail::memory_unmap(m_data, m_size);
   if (m_registered)
     detail::on_unmapped(m_session, m_name);
 }

@@ -40,7 +40,6 @@ private:
   bool m_registered = false; ///< counted by the broker as held by this process
   std::byte *m_data = nullptr;
   std::uint64_t m_size = 0;
-  std::uint64_t m_mapped = 0;
   access m_access = access::read_only;
   std::string m_session;
   std::string m_name;

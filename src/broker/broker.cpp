@@ -99,7 +99,6 @@ void broker::drop_client(int sock) {
   m_clients.erase(sock);
 }
 
-void broker::hold(segment &entry, const std::string &, int sock) { ++entry.holders[sock]; }
 
 void broker::release(const std::string &name, int sock) {
   auto it = m_segments.find(name);
@@ -112,8 +111,6 @@ void broker::release(const std::string &name, int sock) {
     it->second.holders.erase(holder);
   drop_if_unused(name);
 }
-
-void broker::forget(const std::string &name) { m_segments.erase(name); }
 
 void broker::drop_if_unused(const std::string &name) {
   auto it = m_segments.find(name);
@@ -191,7 +188,7 @@ bool broker::serve(connection &client) {
     segment &entry = found->second;
     if ((message->flags & detail::flag_redeem) != 0 && entry.tickets > 0)
       --entry.tickets;
-    hold(entry, message->name, sock);
+    ++entry.holders[sock];
     detail::reply found_reply = answer(status::ok);
     found_reply.size = entry.size;
     found_reply.meta = entry.meta;
@@ -203,7 +200,7 @@ bool broker::serve(connection &client) {
   case op::hold:
     if (!known)
       return reply(client, answer(status::not_found));
-    hold(found->second, message->name, sock);
+    ++found->second.holders[sock];
     return reply(client, answer(status::ok));
   case op::ticket:
     if (!known)
@@ -213,7 +210,7 @@ bool broker::serve(connection &client) {
   case op::unlink:
     if (!known)
       return reply(client, answer(status::not_found));
-    forget(message->name);
+    m_segments.erase(found); // mappings stay valid; the name is gone
     return reply(client, answer(status::ok));
   case op::list:
     return reply_list(client);

@@ -41,9 +41,7 @@ private:
   /// False when the client must be dropped (gone or speaking nonsense).
   bool serve(connection &client);
   void drop_client(int sock);
-  void hold(segment &entry, const std::string &name, int sock);
   void release(const std::string &name, int sock);
-  void forget(const std::string &name);
   void drop_if_unused(const std::string &name);
   bool reply(const connection &client, const detail::reply &message, int fd = -1);
   bool reply_list(const connection &client);

@@ -37,10 +37,6 @@ template <class T> void store(std::byte *out, T value, bool swap) noexcept {
   std::memcpy(out, &value, sizeof(T));
 }
 
-/// numpy's integer grammar: optional spaces, optional sign, digits, optional spaces. Hand-written:
-/// std::from_chars plus the sign and space handling took 17 % of a coverage-file parse (perf).
-template <class T> [[nodiscard, gnu::always_inline]] inline bool parse_integer(std::string_view text, T &value) noexcept;
-
 /// Clinger's fast path over a number at the start of [p, e): up to 19 significant digits and a power
 /// of ten up to 22 need one exact multiplication or division, so the result is correctly rounded.
 /// Returns the end of the number, or nullptr if it is not that simple (the general parser decides).
@@ -125,26 +121,6 @@ template <class T> [[nodiscard, gnu::always_inline]] inline bool parse_integer(s
       return nullptr;
   }
   return p == start ? nullptr : p;
-}
-
-template <class T> [[nodiscard, gnu::always_inline]] inline bool parse_integer(std::string_view text, T &value) noexcept {
-  text = strip(text);
-  bool negative = false;
-  std::uint64_t magnitude = 0;
-  const char *end = scan_integer(text.data(), text.data() + text.size(), negative, magnitude);
-  if (end != text.data() + text.size())
-    return false;
-  if constexpr (std::is_unsigned_v<T>) {
-    if (negative)
-      return false;
-    value = magnitude;
-  } else {
-    constexpr auto limit = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-    if (magnitude > limit + (negative ? 1 : 0))
-      return false;
-    value = negative ? static_cast<T>(0 - magnitude) : static_cast<T>(magnitude);
-  }
-  return true;
 }
 
 /// Python's float(): spaces, sign, decimal or inf/infinity/nan in any case; correctly rounded.
