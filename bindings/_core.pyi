@@ -1,0 +1,80 @@
+"""ndshm's C++ core: shared segments, their broker and handle strings."""
+
+from collections.abc import Sequence
+
+
+class Mapping:
+    """One mapping of a shared segment; numpy arrays over it keep it alive."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def session(self) -> str: ...
+
+    @property
+    def size(self) -> int:
+        """Size in bytes, as created."""
+
+    @property
+    def writable(self) -> bool: ...
+
+    @property
+    def address(self) -> int: ...
+
+    def __repr__(self) -> str: ...
+
+def create(size: int, session: str = '', name: str = '', named: bool = False, dtype: str = '', shape: str = '', populate: bool = True) -> Mapping:
+    """Creates a zero-filled segment (pages reserved up front) and maps it."""
+
+def attach(session: str, name: str, writable: bool = True, redeem: bool = False) -> Mapping:
+    """Maps an existing segment; redeem consumes one ticket."""
+
+def issue_ticket(segment: Mapping) -> None:
+    """Keeps the segment alive for one future attach with redeem=True."""
+
+def unlink(session: str, name: str) -> None: ...
+
+def list_segments(session: str) -> list:
+    """Live segments of a session, as dicts (empty if no broker runs)."""
+
+def collect_orphans(session: str, min_age: float) -> int: ...
+
+def list_sessions() -> list[str]: ...
+
+def broker_pid(session: str) -> int: ...
+
+def disconnect(session: str) -> None: ...
+
+def default_session() -> str: ...
+
+def set_broker_path(path: str) -> None: ...
+
+class TextJob:
+    """A text input, its grammar and where its rows are."""
+
+    @staticmethod
+    def open(path: str, delimiter: str, comment: str, quote: str, skiprows: int, max_rows: int, usecols: Sequence[int], truncate: bool, threads: int) -> TextJob:
+        """Maps (or decompresses) a file and plans its rows."""
+
+    @staticmethod
+    def from_bytes(data: bytes, name: str, delimiter: str, comment: str, quote: str, skiprows: int, max_rows: int, usecols: Sequence[int], truncate: bool, threads: int) -> TextJob:
+        """Plans the rows of text held in memory."""
+
+    @property
+    def rows(self) -> int: ...
+
+    @property
+    def columns(self) -> int: ...
+
+    def parse(self, fields: Sequence[tuple[int, int, int, bool, str]], address: int, nbytes: int, row_stride: int) -> None:
+        """
+        Parses every planned row into the buffer at address (fields: kind, size, offset, big_endian, type name).
+        """
+
+def parse_handle(text: str) -> tuple:
+    """
+    Splits a handle into (session, name, offset, itemsize, shape, strides, descr).
+    """
+
+def format_handle(session: str, name: str, offset: int, itemsize: int, shape: Sequence[int], strides: Sequence[int], descr: str) -> str: ...
