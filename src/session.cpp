@@ -69,7 +69,7 @@ public:
     bool random = options.name.empty();
     for (int attempt = 0; attempt < 8; ++attempt) {
       std::string name = random ? hex_name() : options.name;
-      unique_fd fd = memory_create("ndshm:" + m_session + ":" + name, options.size);
+      unique_fd fd = memory_create("ndshm:" + m_session + ":" + name, options.size, options.populate);
       auto result = mapping::map(fd.get(), options.size, access::read_write, m_session, name);
       if (options.populate && options.size >= populate_threshold) {
         auto cores = static_cast<std::uint64_t>(std::max(1u, std::thread::hardware_concurrency()));

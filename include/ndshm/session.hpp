@@ -28,8 +28,9 @@ struct segment_options {
   std::string name;        ///< empty: a random name; otherwise a named segment
   bool named = false;      ///< kept by the broker until unlink_segment(), as POSIX shm names are
   segment_meta meta;
-  /// Map every page into the creator now, on all cores, so that writing costs no page faults.
-  /// Turn off when the creator's own threads will first-touch their parts (as the loader does).
+  /// Reserve every page and map it into the creator now, on all cores, so that writing costs no page
+  /// faults. false: pages are neither reserved nor mapped, and the creator must prefault every page in
+  /// its own threads before sharing the segment (as the loader does, through parse_rows).
   bool populate = true;
 };
 

@@ -38,9 +38,10 @@ private:
   int m_fd = -1;
 };
 
-/// Anonymous memory of nbytes (pages reserved now), named for /proc listings, mode 0600, size sealed.
-/// Throws std::bad_alloc when memory is short, std::system_error otherwise.
-[[nodiscard]] unique_fd memory_create(const std::string &label, std::uint64_t nbytes);
+/// Anonymous memory of nbytes, named for /proc listings, mode 0600, size sealed. With reserve, every
+/// page is allocated now; without, the creator must prefault every page (memory_prefault) before
+/// anyone else maps it. Throws std::bad_alloc when memory is short, std::system_error otherwise.
+[[nodiscard]] unique_fd memory_create(const std::string &label, std::uint64_t nbytes, bool reserve = true);
 /// Size in bytes of a memory descriptor.
 [[nodiscard]] std::uint64_t memory_size(int fd);
 /// Maps nbytes (rounded up to pages, at least one page) of fd; throws std::system_error.
@@ -50,6 +51,9 @@ void memory_unmap(void *address, std::uint64_t nbytes) noexcept;
 /// (shared-memory page faults cost about 2 us a page on one thread). Best effort: ignores old kernels.
 void memory_populate(void *address, std::uint64_t nbytes, unsigned threads) noexcept;
 [[nodiscard]] std::uint64_t page_round(std::uint64_t nbytes) noexcept;
+/// Allocates and maps every page touching [begin, begin + nbytes) now, on the calling thread. False
+/// when memory is short.
+[[nodiscard]] bool memory_prefault(void *begin, std::uint64_t nbytes) noexcept;
 
 /// Listening socket at an abstract address; an empty fd if the address is taken.
 [[nodiscard]] unique_fd socket_listen(const std::string &address);

@@ -68,7 +68,7 @@ void unique_fd::reset(int fd) noexcept {
   m_fd = fd;
 }
 
-unique_fd memory_create(const std::string &label, std::uint64_t nbytes) {
+unique_fd memory_create(const std::string &label, std::uint64_t nbytes, bool reserve) {
   unique_fd fd(::memfd_create(label.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd)
     throw_errno("memfd_create");
@@ -79,7 +79,12 @@ unique_fd memory_create(const std::string &label, std::uint64_t nbytes) {
   if (reserved >= (std::uint64_t{64} << 20) && reserved > available_memory())
     throw std::bad_alloc();
   // fallocate reserves every page now: a short machine fails here with ENOSPC/ENOMEM, not later with SIGBUS.
-  while (::fallocate(fd.get(), 0, 0, static_cast<off_t>(reserved)) != 0) {
+  // Without reserve, the creator promises to prefault every page itself (memory_prefault), in parallel.
+  if (!reserve) {
+    if (::ftruncate(fd.get(), static_cast<off_t>(reserved)) != 0)
+      throw_errno("ftruncate");
+  }
+  while (reserve && ::fallocate(fd.get(), 0, 0, static_cast<off_t>(reserved)) != 0) {
     if (errno == EINTR)
       continue;
     if (errno == ENOSPC || errno == ENOMEM || errno == EFBIG)
@@ -140,6 +145,20 @@ void memory_populate(void *address, std::uint64_t nbytes, unsigned threads) noex
   } catch (...) {
     // No thread to spare: the pages fault in on first touch instead.
   }
+}
+
+bool memory_prefault(void *begin, std::uint64_t nbytes) noexcept {
+#ifndef MADV_POPULATE_WRITE
+  constexpr int MADV_POPULATE_WRITE = 23; // Linux 5.14
+#endif
+  if (nbytes == 0)
+    return true;
+  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  auto first = reinterpret_cast<std::uintptr_t>(begin) / page * page;
+  auto last = (reinterpret_cast<std::uintptr_t>(begin) + nbytes + page - 1) / page * page;
+  if (::madvise(reinterpret_cast<void *>(first), last - first, MADV_POPULATE_WRITE) == 0)
+    return true;
+  return errno != ENOMEM && errno != EFAULT; // EINVAL: a kernel before 5.14; pages fault in as written
 }
 
 unique_fd socket_listen(const std::string &address) {

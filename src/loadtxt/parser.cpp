@@ -1,10 +1,12 @@
 // plan_rows and parse_rows: rows found and parsed in parallel chunks cut at line ends.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <optional>
 #include <thread>
 #include <vector>
 
+#include "detail/platform.hpp"
 #include "loadtxt/fields.hpp"
 #include "ndshm/loadtxt.hpp"
 
@@ -364,8 +366,14 @@ void parse_rows(const text_source &source, const text_format &format, const text
   const bool simple = format.quote == 0 && !select && !fields.empty();
   // '\n' never occurs inside a row: a safe stand-in when there is no comment character.
   const char comment = format.comment.empty() ? '\n' : format.comment[0];
+  std::atomic<bool> out_of_memory{false};
   run_parallel(plan.chunks.size(), [&](std::size_t i) {
     const auto &chunk = plan.chunks[i];
+    // Each thread allocates and maps its own rows' pages first: page faults run on every core at once.
+    if (!detail::memory_prefault(out + chunk.first_row * row_stride, chunk.rows * row_stride)) {
+      out_of_memory = true;
+      return;
+    }
     const char *q = base + chunk.begin;
     const char *stop = base + chunk.end;
     std::uint64_t line = chunk.first_line;
@@ -451,6 +459,8 @@ void parse_rows(const text_source &source, const text_format &format, const text
   for (auto &error : errors)
     if (error)
       throw *error;
+  if (out_of_memory)
+    throw std::bad_alloc();
 }
 
 } // namespace ndshm
