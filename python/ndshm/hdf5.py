@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import re
 import sys
+import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -233,6 +234,7 @@ def to_hdf5(
             from tqdm import tqdm
 
             bar = tqdm(total=sum(sizes), unit="B", unit_scale=True, desc=target.name, file=sys.stderr)
+            rows_done, started = 0, time.perf_counter()
         futures = [pool.submit(_load, str(p), options) for p in paths]
         # HDF5 2.x resolves file names to real paths, which an unnamed file has not: hand it the file.
         with out.open() as handle, h5py.File(handle, "w") as h5, ThreadPoolExecutor(cores) as compressors:
@@ -261,10 +263,14 @@ def to_hdf5(
                     _write(data, array, offset, filter_name, level, compressors)
                     index[k] = (str(path), offset, len(array))
                     offset += len(array)
+                rows_written = len(array)
                 del array
                 futures[k] = None  # drop the last reference to the shared array
                 out.start_writeback()
-                if bar is not None:
+                if bar is not None:  # bytes of text, MB/s and ETA from tqdm; rows/s added here
+                    rows_done += rows_written
+                    rate = rows_done / max(time.perf_counter() - started, 1e-9)
+                    bar.set_postfix_str(f"{rows_done:,} rows, {rate / 1e6:.2f} M rows/s", refresh=False)
                     bar.update(sizes[k])
             h5.flush()
         out.commit()

@@ -221,3 +221,50 @@ def test_the_fork_server_guard_stays_in_the_fork_server(tmp_path):
     result = subprocess.run([sys.executable, "-c", "import ndshm; print('alive')"], env=env,
                             capture_output=True, text=True)  # fmt: skip
     assert result.stdout == "alive\n"
+
+
+def _terminal() -> tuple[int, int]:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    return primary, secondary
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path, session):
+    paths = _files(tmp_path, "coverage5", counts=(50_000, 50_000))
+    command = [sys.executable, "-m", "ndshm", "convert", *map(str, paths), "-o", str(tmp_path / "p.h5")]
+    # Not a terminal: nothing on stderr.
+    quiet = subprocess.run([*command, "--format", "coverage5"], capture_output=True, text=True)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    # A terminal (80 columns, as a real one has): one bar with bytes, rate, rows/s and ETA.
+    primary, secondary = _terminal()
+    proc = subprocess.Popen([*command, "--format", "coverage5", "--overwrite"], stderr=secondary)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # EIO: the other side closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(primary)
+    assert proc.wait(timeout=120) == 0
+    shown = b"".join(chunks).decode(errors="replace")
+    assert "p.h5" in shown and "100%" in shown and "B/s" in shown and "rows/s" in shown
+    # --quiet on a terminal: nothing.
+    primary, secondary = _terminal()
+    proc = subprocess.Popen([*command, "--format", "coverage5", "--overwrite", "--quiet"], stderr=secondary)
+    os.close(secondary)
+    assert proc.wait(timeout=120) == 0
+    try:
+        leftover = os.read(primary, 65536)
+    except OSError:
+        leftover = b""
+    os.close(primary)
+    assert leftover == b""
