@@ -198,9 +198,9 @@ def to_hdf5(
             raise FileNotFoundError(f"input {path} does not exist")
     if layout not in ("per-file", "concat"):
         raise ValueError(f"layout must be 'per-file' or 'concat', not {layout!r}")
-    options = dict(PRESETS[format]) if format else {}
     if format and format not in PRESETS:
         raise ValueError(f"unknown format {format!r}; presets: {', '.join(sorted(PRESETS))}")
+    options = dict(PRESETS[format]) if format else {}
     if dtype is not None:
         options["dtype"] = parse_dtype_spec(dtype) if isinstance(dtype, str) else np.dtype(dtype)
     options.update(loadtxt_options)

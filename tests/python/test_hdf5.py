@@ -98,6 +98,18 @@ def test_h5dump_reads_the_compound_type_field_for_field(tmp_path):
     assert '"chr1\\000' in dump  # NUL-padded, as numpy's S10
 
 
+def test_bad_arguments_say_what_is_wrong(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_text("1\n")
+    with pytest.raises(ValueError, match="unknown format 'nope'; presets: bedgraph"):
+        ndshm.to_hdf5([path], tmp_path / "o.h5", format="nope")
+    with pytest.raises(ValueError, match="compression 'zstd' is not supported"):
+        ndshm.to_hdf5([path], tmp_path / "o.h5", compression="zstd")
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        ndshm.to_hdf5([tmp_path / "missing.txt"], tmp_path / "o.h5")
+    assert not (tmp_path / "o.h5").exists()
+
+
 def test_dtype_spec_and_name_collisions(tmp_path):
     assert parse_dtype_spec("chr:S10,pos:i4") == np.dtype([("chr", "S10"), ("pos", "i4")])
     assert parse_dtype_spec("f8") == np.dtype("f8")
