@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -52,6 +53,13 @@ std::string hex_name() {
   return text.data();
 }
 
+// Listings only show it: keep each entry far below a message (max_message) whatever the dtype.
+segment_meta capped(const segment_meta &meta) {
+  constexpr std::size_t limit = 1024;
+  auto cut = [](const std::string &text) { return text.size() <= limit ? text : text.substr(0, limit - 3) + "..."; };
+  return {cut(meta.dtype), cut(meta.shape)};
+}
+
 void check_name(std::string_view kind, std::string_view name) {
   if (!valid_name(name))
     throw std::invalid_argument("ndshm: invalid " + std::string(kind) + " name '" + std::string(name) +
@@ -77,7 +85,7 @@ public:
         memory_populate(result->data(), options.size, static_cast<unsigned>(threads));
       }
       std::lock_guard lock(m_mutex);
-      request message{op::create, options.named ? flag_named : 0u, options.size, name, options.meta};
+      request message{op::create, options.named ? flag_named : 0u, options.size, name, capped(options.meta)};
       reply answer = call(message, fd.get(), nullptr);
       if (answer.code == status::exists) {
         if (random)
@@ -86,9 +94,9 @@ public:
                              m_session + "'");
       }
       expect_ok(answer, name);
-      result->m_registered = true;
       ++m_live[name];
       m_cache[1][name] = result;
+      result->m_registered = true; // last: if the lines above throw, ~mapping must not take our lock
       return result;
     }
     throw broker_error("ndshm: could not find a free segment name");
@@ -109,19 +117,29 @@ public:
                               "': it was freed (no process mapped it and no handle to it was pending), "
                               "its broker exited, or it never existed");
     expect_ok(answer, name);
-    if (!fd)
-      throw broker_error("ndshm: the broker sent no descriptor for '" + std::string(name) + "'");
+    // From here the broker counts a hold for this connection: every way out must give it back.
+    if (!fd) {
+      send_release_locked(std::string(name));
+      throw broker_error("ndshm: no descriptor arrived for '" + std::string(name) +
+                         "' (is the open-file limit reached?)");
+    }
     if (cached) {
       // Same process, same segment: reuse the mapping; the broker counted one more hold, give it back.
       send_release_locked(cached->name());
       return cached;
     }
-    if (memory_size(fd.get()) < answer.size)
-      throw broker_error("ndshm: segment '" + std::string(name) + "' is smaller than its recorded size");
-    auto result = mapping::map(fd.get(), answer.size, mode, m_session, std::string(name));
-    result->m_registered = true;
+    std::shared_ptr<mapping> result;
+    try {
+      if (memory_size(fd.get()) < answer.size)
+        throw broker_error("ndshm: segment '" + std::string(name) + "' is smaller than its recorded size");
+      result = mapping::map(fd.get(), answer.size, mode, m_session, std::string(name));
+    } catch (...) {
+      send_release_locked(std::string(name));
+      throw;
+    }
     ++m_live[result->name()];
     cache[result->name()] = result;
+    result->m_registered = true; // last: if the lines above throw, ~mapping must not take our lock
     return result;
   }
 
@@ -153,7 +171,7 @@ public:
     std::lock_guard lock(m_mutex);
     if (!connect_locked(false))
       return 0;
-    auto ms = static_cast<std::uint64_t>(min_age * 1000.0);
+    auto ms = static_cast<std::uint64_t>(std::max(min_age, 0.0) * 1000.0);
     return call(request{op::collect, 0, ms, {}, {}}, -1, nullptr).value;
   }
 
@@ -221,15 +239,23 @@ private:
 
   reply receive_locked(unique_fd *received) {
     std::vector<std::byte> buffer(max_message);
-    auto n = socket_recv(m_sock.get(), buffer, received);
+    std::optional<std::size_t> n;
+    try {
+      n = socket_recv(m_sock.get(), buffer, received);
+    } catch (...) {
+      m_sock.reset();
+      throw;
+    }
     if (!n) {
       m_sock.reset();
       throw broker_error("ndshm: the broker of session '" + m_session + "' (pid " +
                          std::to_string(m_broker_pid) + ") exited during a request");
     }
     auto answer = decode_reply(std::span(buffer).first(*n));
-    if (!answer)
+    if (!answer) {
+      m_sock.reset(); // out of step with the broker: start afresh rather than misread later replies
       throw broker_error("ndshm: malformed reply from the broker of session '" + m_session + "'");
+    }
     return std::move(*answer);
   }
 

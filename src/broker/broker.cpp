@@ -65,7 +65,13 @@ int broker::run() {
         continue;
       }
       auto it = m_clients.find(fd);
-      if (it != m_clients.end() && !serve(it->second))
+      bool keep = false;
+      try {
+        keep = it != m_clients.end() && serve(it->second);
+      } catch (...) {
+        keep = false; // one client's trouble (a truncated message, a failed send) must not end the session
+      }
+      if (it != m_clients.end() && !keep)
         drop_client(fd);
     }
   }
@@ -75,7 +81,12 @@ void broker::accept_client() {
   detail::unique_fd sock = detail::socket_accept(m_listener.get());
   if (!sock)
     return;
-  auto peer = detail::socket_peer(sock.get());
+  detail::peer_credentials peer;
+  try {
+    peer = detail::socket_peer(sock.get());
+  } catch (...) {
+    return;
+  }
   if (peer.uid != ::getuid())
     return; // only the user who owns the session may use it
   epoll_event ev{};

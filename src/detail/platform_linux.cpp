@@ -135,16 +135,19 @@ void memory_populate(void *address, std::uint64_t nbytes, unsigned threads) noex
     std::uint64_t length = std::min(step, total - offset);
     (void)::madvise(base + offset, length, MADV_POPULATE_WRITE);
   };
+  std::vector<std::thread> workers;
+  std::uint64_t offset = step;
   try {
-    std::vector<std::thread> workers;
-    for (std::uint64_t offset = step; offset < total; offset += step)
+    for (; offset < total; offset += step)
       workers.emplace_back(populate, offset);
-    populate(0);
-    for (auto &worker : workers)
-      worker.join();
   } catch (...) {
-    // No thread to spare: the pages fault in on first touch instead.
+    // No thread to spare: this thread populates the rest itself.
+    for (; offset < total; offset += step)
+      populate(offset);
   }
+  populate(0);
+  for (auto &worker : workers)
+    worker.join();
 }
 
 bool memory_prefault(void *begin, std::uint64_t nbytes) noexcept {

@@ -198,3 +198,21 @@ TEST(broker, clients_refuse_a_socket_squatted_by_another_user) {
   ::close(ready[0]);
   ::close(ready[1]);
 }
+
+TEST(broker, survives_a_client_sending_garbage) {
+  std::string name = session_name();
+  auto segment = ndshm::create_segment({64, name});
+  int pid = ndshm::broker_pid(name);
+  auto sock = ndshm::detail::socket_connect("ndshm." + std::to_string(::getuid()) + "." + name);
+  ASSERT_TRUE(sock);
+  std::vector<std::byte> huge(100 * 1024, std::byte{0x5a}); // larger than any message: truncated
+  ASSERT_TRUE(ndshm::detail::socket_send(sock.get(), huge));
+  std::byte small[3] = {std::byte{1}, std::byte{2}, std::byte{3}};
+  (void)ndshm::detail::socket_send(sock.get(), small);
+  std::byte buffer[64];
+  EXPECT_FALSE(ndshm::detail::socket_recv(sock.get(), buffer, nullptr)) << "the broker hangs up on it";
+  EXPECT_EQ(ndshm::broker_pid(name), pid);
+  EXPECT_EQ(ndshm::list_segments(name).size(), 1u); // and goes on serving everyone else
+  segment.reset();
+  ndshm::disconnect(name);
+}
