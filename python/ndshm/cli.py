@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__, _core
@@ -52,6 +53,14 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     import signal
 
@@ -74,6 +83,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         options["usecols"] = [int(c) for c in args.usecols.split(",")]
     if args.truncate:
         options["truncate"] = True
+    before = _identity(args.output)
     try:
         to_hdf5(
             args.inputs, args.output, dtype=args.dtype, format=args.format, workers=args.workers,
@@ -83,9 +93,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
     except ParseError as error:
         print(f"ndshm convert: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"ndshm convert: interrupted; {args.output} was not written", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, SystemExit) as stop:
+        # A signal can land after the output was linked into place (while workers shut down).
+        written = _identity(args.output) not in (before, None)
+        state = "was complete before that" if written else "was not written"
+        print(f"ndshm convert: interrupted; {args.output} {state}", file=sys.stderr)
+        return 130 if isinstance(stop, KeyboardInterrupt) else stop.code
     except (OSError, ValueError) as error:
         print(f"ndshm convert: {error}", file=sys.stderr)
         return 1
