@@ -125,15 +125,11 @@ void memory_unmap(void *address, std::uint64_t nbytes) noexcept {
 }
 
 void memory_populate(void *address, std::uint64_t nbytes, unsigned threads) noexcept {
-#ifndef MADV_POPULATE_WRITE
-  constexpr int MADV_POPULATE_WRITE = 23; // Linux 5.14
-#endif
   auto *base = static_cast<std::byte *>(address);
   std::uint64_t total = page_round(nbytes);
   std::uint64_t step = page_round((total + threads - 1) / std::max(threads, 1u));
   auto populate = [&](std::uint64_t offset) {
-    std::uint64_t length = std::min(step, total - offset);
-    (void)::madvise(base + offset, length, MADV_POPULATE_WRITE);
+    (void)memory_prefault(base + offset, std::min(step, total - offset)); // best effort: faults otherwise
   };
   std::vector<std::thread> workers;
   std::uint64_t offset = step;

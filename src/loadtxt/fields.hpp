@@ -156,37 +156,44 @@ template <class T> void store(std::byte *out, T value, bool swap) noexcept {
   return true;
 }
 
+/// The low `size` bytes of bits, in the field's byte order (two's complement makes this right for
+/// signed values that were range-checked first).
+inline void store_bits(std::byte *out, std::uint64_t bits, std::uint32_t size, bool swap) noexcept {
+  switch (size) {
+  case 1: store(out, static_cast<std::uint8_t>(bits), false); break;
+  case 2: store(out, static_cast<std::uint16_t>(bits), swap); break;
+  case 4: store(out, static_cast<std::uint32_t>(bits), swap); break;
+  default: store(out, bits, swap); break;
+  }
+}
+
 /// Stores a parsed integer in an int, uint or bool field; false if it does not fit.
 [[nodiscard, gnu::always_inline]] inline bool store_integer(const field_spec &field, bool negative,
                                                           std::uint64_t magnitude, std::byte *out) noexcept {
   if (field.kind == field_kind::unsigned_int) {
-    if (negative && magnitude != 0)
+    if ((negative && magnitude != 0) || (field.size < 8 && magnitude >> (8 * field.size) != 0))
       return false;
-    if (field.size < 8 && magnitude > (std::uint64_t{1} << (8 * field.size)) - 1)
-      return false;
-    switch (field.size) {
-    case 1: store(out, static_cast<std::uint8_t>(magnitude), false); return true;
-    case 2: store(out, static_cast<std::uint16_t>(magnitude), field.big_endian); return true;
-    case 4: store(out, static_cast<std::uint32_t>(magnitude), field.big_endian); return true;
-    default: store(out, magnitude, field.big_endian); return true;
-    }
-  }
-  // Signed (and bool, which numpy parses as a 64-bit integer first).
-  unsigned bits = field.kind == field_kind::boolean ? 64 : 8 * field.size;
-  std::uint64_t limit = (std::uint64_t{1} << (bits - 1)) - 1 + (negative ? 1 : 0);
-  if (magnitude > limit)
-    return false;
-  auto value = negative ? static_cast<std::int64_t>(0 - magnitude) : static_cast<std::int64_t>(magnitude);
-  if (field.kind == field_kind::boolean) {
-    store(out, static_cast<std::uint8_t>(value != 0), false);
+    store_bits(out, magnitude, field.size, field.big_endian);
     return true;
   }
-  switch (field.size) {
-  case 1: store(out, static_cast<std::int8_t>(value), false); return true;
-  case 2: store(out, static_cast<std::int16_t>(value), field.big_endian); return true;
-  case 4: store(out, static_cast<std::int32_t>(value), field.big_endian); return true;
-  default: store(out, value, field.big_endian); return true;
+  // Signed, and bool, which numpy parses as a 64-bit integer first.
+  unsigned bits = field.kind == field_kind::boolean ? 64 : 8 * field.size;
+  if (magnitude > (std::uint64_t{1} << (bits - 1)) - 1 + (negative ? 1 : 0))
+    return false;
+  if (field.kind == field_kind::boolean) {
+    store(out, static_cast<std::uint8_t>(magnitude != 0), false);
+    return true;
   }
+  store_bits(out, negative ? 0 - magnitude : magnitude, field.size, field.big_endian);
+  return true;
+}
+
+/// Stores a parsed number in a float32 (numpy: parse as double, then cast) or float64 field.
+inline void store_floating(const field_spec &field, double value, std::byte *out) noexcept {
+  if (field.size == 4)
+    store(out, static_cast<float>(value), field.big_endian);
+  else
+    store(out, value, field.big_endian);
 }
 
 /// Converts one field into out; false if the text does not fit the field's type.
@@ -197,10 +204,7 @@ template <class T> void store(std::byte *out, T value, bool swap) noexcept {
     double value = 0;
     if (!parse_double(text, value))
       return false;
-    if (field.size == 4)
-      store(out, static_cast<float>(value), field.big_endian); // numpy: parse as double, then cast
-    else
-      store(out, value, field.big_endian);
+    store_floating(field, value, out);
     return true;
   }
   case field_kind::signed_int:

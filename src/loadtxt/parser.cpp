@@ -40,24 +40,20 @@ struct row {
 
 class scanner {
 public:
-  scanner(std::string_view text, const text_format &format) : m_text(text), m_format(format) {}
+  explicit scanner(const text_format &format) : m_format(format) {}
 
   /// The row starting at p (p < end of text).
   [[nodiscard]] row read(const char *p, const char *end) const noexcept {
     if (m_format.quote != 0)
       return read_quoted(p, end);
-    const char *nl = static_cast<const char *>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
-    const char *line_end = nl != nullptr ? nl : end;
-    const char *content_end = line_end;
-    if (content_end > p && content_end[-1] == '\r')
-      --content_end;
+    row r = read_line(p, end);
     if (!m_format.comment.empty()) {
       const char *c = static_cast<const char *>(
-          std::memchr(p, m_format.comment[0], static_cast<std::size_t>(content_end - p)));
+          std::memchr(r.begin, m_format.comment[0], static_cast<std::size_t>(r.end - r.begin)));
       if (c != nullptr)
-        content_end = c;
+        r.end = c;
     }
-    return {p, content_end, nl != nullptr ? nl + 1 : end, 1};
+    return r;
   }
 
   /// The row starting at p without looking for comments (the simple path refuses rows that hold
@@ -182,7 +178,6 @@ private:
     return {p, content_end, s < end ? s + 1 : end, lines};
   }
 
-  std::string_view m_text;
   const text_format &m_format;
 };
 
@@ -230,10 +225,7 @@ bool parse_simple_row(const row &r, char delimiter, char comment, std::span<cons
         if (!detail::parse_double({p, static_cast<std::size_t>(stop - p)}, value))
           return false;
       }
-      if (field.size == 4)
-        detail::store(dest + field.offset, static_cast<float>(value), field.big_endian);
-      else
-        detail::store(dest + field.offset, value, field.big_endian);
+      detail::store_floating(field, value, dest + field.offset);
       break;
     }
     case field_kind::signed_int:
@@ -285,7 +277,7 @@ text_plan plan_rows(const text_source &source, const text_format &format) {
   std::string_view text = source.text();
   const char *const base = text.data();
   const char *const end = base + text.size();
-  scanner scan(text, format);
+  scanner scan(format);
   text_plan plan;
 
   const char *p = base;
@@ -354,7 +346,7 @@ void parse_rows(const text_source &source, const text_format &format, const text
                 std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride) {
   std::string_view text = source.text();
   const char *const base = text.data();
-  scanner scan(text, format);
+  scanner scan(format);
   std::vector<std::optional<parse_error>> errors(plan.chunks.size());
 
   // Output column of each field: usecols resolved per row when negative.
