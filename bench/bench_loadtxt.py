@@ -22,7 +22,7 @@ import numpy as np
 import ndshm
 from _common import median, save
 
-COVERAGE = np.dtype([("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
+COVERAGE = ndshm.PRESETS["coverage5"]["dtype"]
 
 
 def _write_repeated(path: Path, block: str, size: int) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import ndshm
 from ndshm import _core
 
-COVERAGE = [("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")]
+COVERAGE = ndshm.PRESETS["coverage5"]["dtype"]
 
 
 def _both(source, **kwargs):

@@ -8,7 +8,7 @@ import numpy as np
 
 import ndshm
 
-COVERAGE = np.dtype([("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
+COVERAGE = ndshm.PRESETS["coverage5"]["dtype"]
 
 
 def coverage_rows(n: int, seed: int) -> np.ndarray:
