@@ -64,13 +64,18 @@ def _identity(path: str) -> tuple[int, int] | None:
 def cmd_convert(args: argparse.Namespace) -> int:
     import signal
 
-    from ._core import ParseError
     from .hdf5 import to_hdf5
 
-    def terminate(signum, frame):  # SIGTERM: unwind like Ctrl-C so that nothing is left behind
-        raise SystemExit(128 + signum)
+    # Ctrl-C and SIGTERM unwind the run so that nothing is left behind. The signal is also recorded:
+    # when it lands inside h5py's file callbacks, h5py reports it as an OSError instead.
+    stopped: list[int] = []
 
-    signal.signal(signal.SIGTERM, terminate)
+    def stop(signum, frame):
+        stopped.append(signum)
+        raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     options = {}
     if args.delimiter is not None:
         options["delimiter"] = args.delimiter.encode().decode("unicode_escape")
@@ -90,18 +95,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
             threads=args.threads, compression=args.compression, layout=args.layout,
             overwrite=args.overwrite, progress=False if args.quiet else None, **options,
         )  # fmt: skip
-    except ParseError as error:
-        print(f"ndshm convert: {error}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, SystemExit) as stop:
-        # A signal can land after the output was linked into place (while workers shut down).
+    except (KeyboardInterrupt, SystemExit, OSError, ValueError) as error:
+        if not stopped:  # a real error (ParseError is a ValueError): what and where
+            print(f"ndshm convert: {error}", file=sys.stderr)
+            return 1
+        # A signal can also land after the output was linked into place (while workers shut down).
         written = _identity(args.output) not in (before, None)
         state = "was complete before that" if written else "was not written"
         print(f"ndshm convert: interrupted; {args.output} {state}", file=sys.stderr)
-        return 130 if isinstance(stop, KeyboardInterrupt) else stop.code
-    except (OSError, ValueError) as error:
-        print(f"ndshm convert: {error}", file=sys.stderr)
-        return 1
+        return 128 + stopped[0]
     return 0
 
 
