@@ -133,9 +133,15 @@ def handle(array: np.ndarray) -> str:
 
 def attach(handle: str, readonly: bool = False) -> np.ndarray:
     """The array a handle describes, mapped without copying. Raises SegmentNotFoundError if freed."""
+    return _attach(handle, readonly, redeem=True)
+
+
+def _attach(handle: str, readonly: bool, *, redeem: bool) -> np.ndarray:
+    """attach(); redeem=False for a handle that was made without a ticket (its array is kept alive
+    elsewhere until this attach, as ndshm.cluster does with Dask task results)."""
     session, name, offset, _itemsize, shape, strides, descr = _core.parse_handle(handle)
     dtype = _dtype_of(descr)
-    mapping = _core.attach(session, name, not readonly, True)
+    mapping = _core.attach(session, name, not readonly, redeem)
     if dtype.itemsize == 0 or 0 in shape:
         offset = 0
     # The Mapping becomes the array's .base (buffer protocol): the memory lives as long as any view.

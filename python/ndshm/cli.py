@@ -89,13 +89,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.truncate:
         options["truncate"] = True
     before = _identity(args.output)
+    client = None
     try:
+        if args.scheduler:
+            client = _connect(args.scheduler)
         to_hdf5(
             args.inputs, args.output, dtype=args.dtype, format=args.format, workers=args.workers,
             threads=args.threads, compression=args.compression, layout=args.layout,
-            overwrite=args.overwrite, progress=False if args.quiet else None, **options,
+            overwrite=args.overwrite, progress=False if args.quiet else None, executor=client, **options,
         )  # fmt: skip
-    except (KeyboardInterrupt, SystemExit, OSError, ValueError) as error:
+    except (KeyboardInterrupt, SystemExit, OSError, ValueError, RuntimeError) as error:
         if not stopped:  # a real error (ParseError is a ValueError): what and where
             print(f"ndshm convert: {error}", file=sys.stderr)
             return 1
@@ -104,7 +107,18 @@ def cmd_convert(args: argparse.Namespace) -> int:
         state = "was complete before that" if written else "was not written"
         print(f"ndshm convert: interrupted; {args.output} {state}", file=sys.stderr)
         return 128 + stopped[0]
+    finally:
+        if client is not None:
+            client.close()
     return 0
+
+
+def _connect(address: str):
+    try:
+        from distributed import Client
+    except ImportError:
+        raise RuntimeError("--scheduler needs Dask: pip install 'ndshm[dask]'") from None
+    return Client(address, timeout=30)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--truncate", action="store_true", help="cut too long strings (numpy's way)")
     cv.add_argument("--workers", type=int, help="loading processes (default: one per file, at most cores)")
     cv.add_argument("--threads", type=int, help="parsing threads per worker (default: cores / workers)")
+    cv.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="load on this Dask cluster (e.g. tcp://host:8786) instead of local processes; needs "
+        "pip install 'ndshm[dask]'. Inputs must be readable by the workers at the same paths.",
+    )
     cv.add_argument(
         "--compression",
         default="none",

@@ -16,7 +16,7 @@ import re
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from .presets import PRESETS
 __all__ = ["parse_dtype_spec", "to_hdf5"]
 
 CHUNK_BYTES = 1 << 20  # 1 MiB chunks: HDF5's advice is 10 KiB-1 MiB; larger chunks compress faster
+BLOCK_BYTES = 32 << 20  # rows fetched from another node come in pieces of about this size
 
 
 def parse_dtype_spec(spec: str) -> np.dtype:
@@ -103,18 +104,75 @@ def _write_gzip_chunks(dataset, array: np.ndarray, start: int, level: int, pool:
         dataset.id.write_direct_chunk((origin,) + (0,) * (array.ndim - 1), data, filter_mask=0)
 
 
-def _attributes(path: Path, array: np.ndarray, options: dict) -> dict[str, Any]:
+def _attributes(path: Path, rows: int, dtype: np.dtype, options: dict) -> dict[str, Any]:
     stat = path.stat()
     shown = {k: (v.descr if isinstance(v, np.dtype) else v) for k, v in options.items() if k != "threads"}
     return {
         "source": str(path.resolve()),
         "source_size": stat.st_size,
         "source_mtime": stat.st_mtime,
-        "rows": len(array),
-        "dtype": str(array.dtype.descr if array.dtype.names else array.dtype.str),
+        "rows": rows,
+        "dtype": str(dtype.descr if dtype.names else dtype.str),
         "loadtxt_options": json.dumps(shown, default=str),
         "ndshm_version": _version(),
     }
+
+
+class Loaded:
+    """One loaded input as the writer sees it: its shape, dtype and rows in blocks. Here the whole
+    array is mapped in this process; ndshm.cluster adds one whose rows are fetched from another node."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+        self.shape, self.dtype = array.shape, array.dtype
+
+    def blocks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, rows) pieces of at most `rows` rows, in order (here: one piece)."""
+        yield 0, self.array
+
+    def close(self) -> None:
+        self.array = None  # the last reference to the shared array in this process
+
+
+class _ProcessRunner:
+    """Loads inputs in worker processes of a concurrent.futures executor; the arrays come back as
+    ndshm handles. Without an executor: a process pool of its own (forkserver)."""
+
+    def __init__(self, executor: cf.Executor | None, workers: int) -> None:
+        self.own = executor is None
+        if executor is None:
+            # forkserver: workers do not inherit this process's threads or open HDF5 state. The fork
+            # server and the workers die with this process, whatever kills it (see _forkserver_guard).
+            context = mp.get_context("forkserver")
+            context.set_forkserver_preload(["ndshm._forkserver_guard", "ndshm"])
+            executor = cf.ProcessPoolExecutor(
+                workers, mp_context=context, initializer=die_with_parent, initargs=(_forkserver_pid(),)
+            )
+        self.executor = executor
+
+    def submit(self, path: Path, options: dict) -> cf.Future:
+        return self.executor.submit(_load, str(path), options)
+
+    def take(self, future: cf.Future) -> Loaded:
+        return Loaded(future.result())
+
+    def cancel(self, futures: Iterable[Any]) -> None:
+        for future in futures:
+            future.cancel()
+
+    def close(self) -> None:
+        if self.own:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _runner(executor: Any, workers: int, threads: int | None):
+    if executor is not None and "distributed" in sys.modules:
+        from .cluster import DaskRunner, client_of
+
+        client = client_of(executor)
+        if client is not None:
+            return DaskRunner(client, threads)
+    return _ProcessRunner(executor, workers)
 
 
 class _UnnamedFile:
@@ -206,7 +264,7 @@ def to_hdf5(
     filter_name, level = _compression(compression)
     cores = os.cpu_count() or 1
     workers = workers or max(1, min(len(paths), cores))
-    options["threads"] = threads or max(1, cores // workers)
+    options["threads"] = threads or max(1, cores // workers)  # a Dask run decides on each worker
     names, notes = _dataset_names(paths)
     for note in notes:
         (on_note or (lambda s: print(s, file=sys.stderr)))(note)
@@ -215,74 +273,73 @@ def to_hdf5(
 
     target = Path(output)
     out = _UnnamedFile(target, overwrite)
-    own_pool = executor is None
-    if executor is None:
-        # forkserver: workers do not inherit this process's threads or open HDF5 state. The fork
-        # server and the workers die with this process, whatever kills it (see _forkserver_guard).
-        context = mp.get_context("forkserver")
-        context.set_forkserver_preload(["ndshm._forkserver_guard", "ndshm"])
-        pool = cf.ProcessPoolExecutor(
-            workers, mp_context=context, initializer=die_with_parent, initargs=(_forkserver_pid(),)
-        )
-    else:
-        pool = executor
     bar = None
     futures: list[Any] = []
+    try:
+        runner = _runner(executor, workers, threads)
+    except BaseException:
+        out.close()
+        raise
     try:
         if show:
             from tqdm import tqdm
 
             bar = tqdm(total=sum(sizes), unit="B", unit_scale=True, desc=target.name, file=sys.stderr)
             rows_done, started = 0, time.perf_counter()
-        futures = [pool.submit(_load, str(p), options) for p in paths]
+        futures = [runner.submit(p.resolve(), options) for p in paths]
         # HDF5 2.x resolves file names to real paths, which an unnamed file has not: hand it the file.
         with out.open() as handle, h5py.File(handle, "w") as h5, ThreadPoolExecutor(cores) as compressors:
             h5.attrs["ndshm_version"] = _version()
             h5.attrs["layout"] = layout
             offset = 0
             data = index = None
-            for k, (path, name, future) in enumerate(zip(paths, names, futures, strict=True)):
-                array = future.result()  # in input order; later files load while this one is written
+            for k, (path, name) in enumerate(zip(paths, names, strict=True)):
+                loaded = runner.take(futures[k])  # in input order; later files load meanwhile
+                futures[k] = None  # the runner's reference goes; `loaded` keeps the rows
+                rows = loaded.shape[0]
                 if layout == "per-file":
-                    dataset = _create(h5, name, array, filter_name, level, resizable=False)
-                    _write(dataset, array, 0, filter_name, level, compressors)
-                    for key, value in _attributes(path, array, options).items():
-                        dataset.attrs[key] = value
+                    dataset = _create(h5, name, loaded.shape, loaded.dtype, filter_name, level,
+                                      resizable=False)  # fmt: skip
+                    first = 0
                 else:
                     if data is None:
-                        data = _create(h5, "data", array[:0], filter_name, level, resizable=True)
+                        data = _create(h5, "data", (0, *loaded.shape[1:]), loaded.dtype, filter_name, level,
+                                       resizable=True)  # fmt: skip
                         index = h5.create_dataset(
                             "index", (len(paths),), np.dtype([("file", h5py.string_dtype()),
                                                               ("first_row", "<i8"), ("rows", "<i8")])
                         )  # fmt: skip
-                    elif array.dtype != data.dtype or array.shape[1:] != data.shape[1:]:
-                        raise ValueError(f"{path}: rows of {array.dtype} x {array.shape[1:]} differ from "
+                    elif loaded.dtype != data.dtype or loaded.shape[1:] != data.shape[1:]:
+                        raise ValueError(f"{path}: rows of {loaded.dtype} x {loaded.shape[1:]} differ from "
                                          f"the first file's {data.dtype} x {data.shape[1:]}")  # fmt: skip
-                    data.resize((offset + len(array), *array.shape[1:]))
-                    _write(data, array, offset, filter_name, level, compressors)
-                    index[k] = (str(path), offset, len(array))
-                    offset += len(array)
-                rows_written = len(array)
-                del array
-                futures[k] = None  # drop the last reference to the shared array
+                    data.resize((offset + rows, *loaded.shape[1:]))
+                    dataset, first = data, offset
+                for start, block in loaded.blocks(_block_rows(dataset)):
+                    _write(dataset, block, first + start, filter_name, level, compressors)
+                block = None  # the loop's reference to the last block
+                loaded.close()
+                if layout == "per-file":
+                    for key, value in _attributes(path, rows, loaded.dtype, options).items():
+                        dataset.attrs[key] = value
+                else:
+                    index[k] = (str(path), offset, rows)
+                    offset += rows
                 out.start_writeback()
                 if bar is not None:  # bytes of text, MB/s and ETA from tqdm; rows/s added here
-                    rows_done += rows_written
+                    rows_done += rows
                     rate = rows_done / max(time.perf_counter() - started, 1e-9)
                     bar.set_postfix_str(f"{rows_done:,} rows, {rate / 1e6:.2f} M rows/s", refresh=False)
                     bar.update(sizes[k])
             h5.flush()
         out.commit()
     except BaseException:
-        for future in futures:
-            if future is not None:
-                future.cancel()
+        runner.cancel(f for f in futures if f is not None)
         raise
     finally:
         if bar is not None:
             bar.close()
-        if own_pool:
-            pool.shutdown(wait=True, cancel_futures=True)
+        futures.clear()
+        runner.close()
         out.close()
     return target
 
@@ -306,9 +363,8 @@ def _version() -> str:
     return __version__
 
 
-def _create(h5, name: str, like: np.ndarray, filter_name, level, *, resizable: bool):
-    """A dataset shaped like `like` (rows first): contiguous when possible, else in ~1 MiB chunks."""
-    dtype, shape = like.dtype, like.shape
+def _create(h5, name: str, shape: tuple, dtype: np.dtype, filter_name, level, *, resizable: bool):
+    """A dataset of shape (rows first): contiguous when possible, else in ~1 MiB chunks."""
     if filter_name is None and not resizable:
         return h5.create_dataset(name, shape, dtype)  # contiguous: the fastest layout to write and read
     row_bytes = max(dtype.itemsize * int(np.prod(shape[1:])), 1)
@@ -323,6 +379,15 @@ def _create(h5, name: str, like: np.ndarray, filter_name, level, *, resizable: b
     elif filter_name == "lzf":
         kwargs.update(compression="lzf")
     return h5.create_dataset(name, shape, dtype, **kwargs)
+
+
+def _block_rows(dataset) -> int:
+    """Rows per block of an input whose rows arrive in pieces: about BLOCK_BYTES, whole chunks."""
+    row_bytes = max(dataset.dtype.itemsize * int(np.prod(dataset.shape[1:])), 1)
+    rows = max(1, BLOCK_BYTES // row_bytes)
+    if dataset.chunks:
+        rows = max(1, rows // dataset.chunks[0]) * dataset.chunks[0]
+    return rows
 
 
 def _write(dataset, array: np.ndarray, start: int, filter_name, level, pool: ThreadPoolExecutor) -> None:
