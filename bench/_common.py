@@ -8,6 +8,8 @@ import os
 import platform
 import statistics
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +51,61 @@ def save(name: str, command: str, results: dict, table: str) -> Path:
     (folder / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     (folder / f"{name}.md").write_text(f"Command: `{command}`\n\nMachine: {payload['machine']}\n\n{table}\n")
     return folder
+
+
+def _tree_and_brokers(root: int) -> set[int]:
+    """root, its descendants and every ndshm broker, from one pass over /proc/*/stat."""
+    children: dict[int, list[int]] = {}
+    brokers = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                head, tail = (entry / "stat").read_text().rsplit(")", 1)
+            except (OSError, ValueError):
+                continue
+            pid = int(entry.name)
+            children.setdefault(int(tail.split()[1]), []).append(pid)
+            if head.endswith("(ndshm-broker"):
+                brokers.add(pid)
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        found.add(pid)
+        todo.extend(children.get(pid, []))
+    return found | brokers
+
+
+def _pss(pid: int) -> int:
+    try:
+        fields = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+        )
+    except (OSError, ValueError):
+        return 0
+    return sum(int(fields.get(k, "0 kB").split()[0]) * 1024 for k in ("Pss_Anon", "Pss_Shmem"))
+
+
+def run_measured(command: list[str]) -> tuple[float, int, str]:
+    """Wall time, peak memory and standard output of a command and every process it starts (ndshm
+    brokers included). Peak memory: the sum over those processes of proportional anonymous + shared
+    memory (smaps_rollup Pss_Anon + Pss_Shmem), sampled every 50 ms."""
+    peak = [0]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], sum(_pss(p) for p in _tree_and_brokers(proc.pid)))
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    output = proc.stdout.read()
+    code = proc.wait()
+    elapsed = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    if code != 0:
+        raise RuntimeError(f"{command} failed with {code}")
+    return elapsed, peak[0], output

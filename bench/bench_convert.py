@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,65 +19,10 @@ import h5py
 import numpy as np
 
 import ndshm
-from _common import median, save
+from _common import median, run_measured, save
 from ndshm import hdf5
 
 HERE = Path(__file__).resolve().parent
-
-
-def _tree_and_brokers(root: int) -> set[int]:
-    """root, its descendants and every ndshm broker, from one pass over /proc/*/stat."""
-    children: dict[int, list[int]] = {}
-    brokers = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                head, tail = (entry / "stat").read_text().rsplit(")", 1)
-            except (OSError, ValueError):
-                continue
-            pid = int(entry.name)
-            children.setdefault(int(tail.split()[1]), []).append(pid)
-            if head.endswith("(ndshm-broker"):
-                brokers.add(pid)
-    found, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        found.add(pid)
-        todo.extend(children.get(pid, []))
-    return found | brokers
-
-
-def _pss(pid: int) -> int:
-    try:
-        fields = dict(
-            line.split(":", 1) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
-        )
-    except (OSError, ValueError):
-        return 0
-    return sum(int(fields.get(k, "0 kB").split()[0]) * 1024 for k in ("Pss_Anon", "Pss_Shmem"))
-
-
-def run_measured(command: list[str]) -> tuple[float, int]:
-    """Wall time and peak memory of a command and every process it starts (the broker included)."""
-    peak = [0]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(command)
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], sum(_pss(p) for p in _tree_and_brokers(proc.pid)))
-            done.wait(0.05)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    code = proc.wait()
-    elapsed = time.perf_counter() - t0
-    done.set()
-    sampler.join()
-    if code != 0:
-        raise RuntimeError(f"{command} failed with {code}")
-    return elapsed, peak[0]
 
 
 def bench_compression(path: Path, reps: int, folder: Path) -> dict:
@@ -96,7 +39,7 @@ def bench_compression(path: Path, reps: int, folder: Path) -> dict:
     def ndshm_gzip() -> float:
         t0 = time.perf_counter()
         with h5py.File(out, "w") as h5, ThreadPoolExecutor(os.cpu_count()) as pool:
-            dataset = hdf5._create(h5, "d", array, "gzip", 1, resizable=False)
+            dataset = hdf5._create(h5, "d", array.shape, array.dtype, "gzip", 1, resizable=False)
             hdf5._write(dataset, array, 0, "gzip", 1, pool)
         return time.perf_counter() - t0
 
@@ -137,7 +80,7 @@ def main() -> None:
         times, peaks = [], []
         for _ in range(args.reps):
             out.unlink(missing_ok=True)
-            elapsed, peak = run_measured(command)
+            elapsed, peak, _ = run_measured(command)
             times.append(elapsed)
             peaks.append(peak)
         with h5py.File(out) as h5:
