@@ -107,6 +107,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
         state = "was complete before that" if written else "was not written"
         print(f"ndshm convert: interrupted; {args.output} {state}", file=sys.stderr)
         return 128 + stopped[0]
+    except Exception as error:  # from the Dask cluster, e.g. KilledWorker: what happened, not a traceback
+        if client is None or stopped:
+            raise
+        print(f"ndshm convert: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
     finally:
         if client is not None:
             client.close()

@@ -8,15 +8,17 @@ away (Dask releases the key; a worker that loses its scheduler closes), or with 
 
 The writer (the client process) then either
 * attaches the handle, with zero copies, when the piece lives on its own node, or
-* fetches the rows from the worker that holds them, in pieces of about 32 MiB (``Client.run`` on that
-  worker, so a busy worker answers at once), one piece ahead of the HDF5 writes; bytes cross once.
+* fetches the rows from the worker that holds them, in pieces of about 32 MiB (the worker's "run"
+  handler over a direct connection, so a busy worker answers at once and the bytes do not pass through
+  the scheduler), one piece ahead of the HDF5 writes; bytes cross once.
 
-If a worker dies before its rows were taken, Dask computes the task again and the writer starts that
-input again (up to RETRIES times).
+A worker killed while parsing: Dask runs the task again. A worker that dies or retires after its task,
+before its rows were taken: the writer submits that input again (up to RETRIES times, then an error).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -77,8 +79,14 @@ class SharedResults(WorkerPlugin):  # type: ignore[misc,valid-type]
     name = "ndshm"
     idempotent = True  # registering it again (another run on the same cluster) keeps the first
 
+    def setup(self, worker: Any) -> None:
+        self.worker = worker
+
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
-        if finish in ("released", "forgotten", "error"):
+        # Told after the transition: the task's real state decides (a release asked of a running
+        # task leaves it "cancelled", still running, and it may be wanted again).
+        task = self.worker.state.tasks.get(key)
+        if task is None or task.state in ("released", "forgotten", "error"):
             with _held_lock:
                 _held.pop(key, None)
 
@@ -122,25 +130,40 @@ def _read_rows(key: Any, start: int, stop: int) -> np.ndarray:
     return np.array(array[start:stop])
 
 
+async def _fetch_direct(client: Any, worker: str, key: Any, start: int, stop: int) -> np.ndarray:
+    """_read_rows on that worker, over a connection of our own (Client.run would route the bytes
+    through the scheduler)."""
+    from distributed.protocol.pickle import dumps
+
+    response = await client.rpc(worker).run(
+        function=dumps(_read_rows), args=dumps((key, start, stop)), kwargs=dumps({}), wait=True
+    )
+    if response.get("status") != "OK":
+        raise RuntimeError(f"reading rows on {worker} failed: {response.get('exception')!r}")
+    return response["result"]
+
+
 class _Fetched(Loaded):
     """An input whose rows live on another node: fetched in pieces, one piece ahead of the writer."""
 
     def __init__(self, runner: DaskRunner, future: Any, piece: Piece, path: str) -> None:
         self.runner, self.future, self.piece, self.path = runner, future, piece, path
         self.shape, self.dtype = piece.shape, piece.dtype
+        self.closed = False
 
     def _fetch(self, start: int, stop: int) -> np.ndarray:
         for attempt in range(RETRIES + 1):
             piece = self.piece
             try:
-                got = self.runner.client.run(_read_rows, piece.key, start, stop, workers=[piece.worker])
-                return got[piece.worker]
-            except Exception as error:  # the worker died or restarted: Dask computes the task again
-                if attempt == RETRIES:
+                return self.runner.client.sync(_fetch_direct, self.runner.client, piece.worker, piece.key,
+                                               start, stop)  # fmt: skip
+            except Exception as error:  # the worker died, restarted or retired: load the input again
+                if attempt == RETRIES or self.closed:
                     raise RuntimeError(
-                        f"{self.path}: lost the worker holding its rows {RETRIES + 1} times ({error})"
+                        f"{self.path}: lost the worker holding its rows {attempt + 1} times ({error})"
                     ) from error
-                self.piece = self.runner.piece_of(self.future, self.path)
+                self.future = self.runner.resubmit(self.future)
+                self.piece = self.runner.piece_of(self.future)
                 if self.piece.shape != self.shape or self.piece.dtype != self.dtype:
                     raise RuntimeError(f"{self.path}: its rows changed when loaded again") from error
         raise AssertionError("unreachable")
@@ -148,20 +171,27 @@ class _Fetched(Loaded):
     def blocks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
         total = self.shape[0]
         starts = range(0, total, rows)
-        with ThreadPoolExecutor(1) as ahead:
+        ahead = ThreadPoolExecutor(1)
+        try:
             pending = [ahead.submit(self._fetch, s, min(s + rows, total)) for s in starts[:1]]
             for k, start in enumerate(starts):
                 if k + 1 < len(starts):
                     nxt = starts[k + 1]
                     pending.append(ahead.submit(self._fetch, nxt, min(nxt + rows, total)))
                 yield start, pending.pop(0).result()
+        finally:  # also when the writer stops early: do not wait for a fetch in flight
+            self.closed = True
+            ahead.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
+        self.closed = True
         self.runner.release(self.future)
 
 
 class DaskRunner:
     """Loads inputs as tasks on a dask.distributed cluster (see the module's docstring)."""
+
+    NO_WORKERS_TIMEOUT = 60.0  # seconds without any worker before a run gives up
 
     def __init__(self, client: Any, threads: int | None) -> None:
         self.client = client
@@ -170,33 +200,53 @@ class DaskRunner:
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
         self.workers_per_host = dict(Counter(w["host"] for w in workers))
         self.here = node_id()
-        self.paths: dict[Any, str] = {}
+        self.jobs: dict[Any, tuple[Path, dict]] = {}
 
     def submit(self, path: Path, options: dict) -> Any:
         options = {**options, "threads": self.threads}
         future = self.client.submit(_load_on_worker, str(path), options, self.workers_per_host, pure=False,
                                     key=f"ndshm-load-{path.name}-{os.urandom(8).hex()}")  # fmt: skip
-        self.paths[future.key] = str(path)
+        self.jobs[future.key] = (path, options)
         return future
 
-    def piece_of(self, future: Any, path: str) -> Piece:
-        piece = future.result()
+    def resubmit(self, future: Any) -> Any:
+        """A new task for the same input (its rows were lost with a worker that died or retired; Dask
+        would not always compute the old one again: a retiring worker's results move, ours cannot)."""
+        path, options = self.jobs[future.key]
+        self.client.cancel([future])
+        log.warning("%s: loading it again (the worker that held its rows is gone)", path)
+        return self.submit(path, options)
+
+    def piece_of(self, future: Any) -> Piece:
+        path = self.jobs[future.key][0]
+        idle = 0.0
+        while True:
+            try:
+                piece = future.result(timeout=5)
+                break
+            except (TimeoutError, asyncio.TimeoutError):
+                idle = 0.0 if self.client.scheduler_info(n_workers=1)["workers"] else idle + 5
+                if idle >= self.NO_WORKERS_TIMEOUT:
+                    raise RuntimeError(f"{path}: no Dask worker for {idle:.0f} s") from None
         if not isinstance(piece, Piece):
             raise TypeError(f"{path}: the loading task returned {type(piece).__name__}, not a Piece")
         return piece
 
     def take(self, future: Any) -> Loaded:
-        path = self.paths[future.key]
+        path = self.jobs[future.key][0]
         for attempt in range(RETRIES + 1):
-            piece = self.piece_of(future, path)
+            piece = self.piece_of(future)
             if piece.node != self.here:
                 log.info("%s: fetching %s rows from %s (another node)", path, piece.shape[0], piece.worker)
-                return _Fetched(self, future, piece, path)
+                return _Fetched(self, future, piece, str(path))
             try:  # while we hold the future, its worker holds the array: no ticket needed
                 array = _array._attach(piece.handle, readonly=True, redeem=False)  # noqa: SLF001
-            except FileNotFoundError:  # its worker died after the task: Dask computes it again
+            except FileNotFoundError as error:  # its worker went away after the task
                 if attempt == RETRIES:
-                    raise
+                    raise RuntimeError(
+                        f"{path}: lost the worker holding its rows {attempt + 1} times"
+                    ) from error
+                future = self.resubmit(future)
                 continue
             self.release(future)  # our mapping keeps the memory from now on
             log.info("%s: attached %s rows on %s (this node)", path, piece.shape[0], piece.worker)

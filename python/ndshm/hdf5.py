@@ -18,6 +18,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -291,39 +292,14 @@ def to_hdf5(
         with out.open() as handle, h5py.File(handle, "w") as h5, ThreadPoolExecutor(cores) as compressors:
             h5.attrs["ndshm_version"] = _version()
             h5.attrs["layout"] = layout
-            offset = 0
-            data = index = None
+            writer = _Writer(h5, layout, len(paths), filter_name, level, options, compressors)
             for k, (path, name) in enumerate(zip(paths, names, strict=True)):
                 loaded = runner.take(futures[k])  # in input order; later files load meanwhile
                 futures[k] = None  # the runner's reference goes; `loaded` keeps the rows
-                rows = loaded.shape[0]
-                if layout == "per-file":
-                    dataset = _create(h5, name, loaded.shape, loaded.dtype, filter_name, level,
-                                      resizable=False)  # fmt: skip
-                    first = 0
-                else:
-                    if data is None:
-                        data = _create(h5, "data", (0, *loaded.shape[1:]), loaded.dtype, filter_name, level,
-                                       resizable=True)  # fmt: skip
-                        index = h5.create_dataset(
-                            "index", (len(paths),), np.dtype([("file", h5py.string_dtype()),
-                                                              ("first_row", "<i8"), ("rows", "<i8")])
-                        )  # fmt: skip
-                    elif loaded.dtype != data.dtype or loaded.shape[1:] != data.shape[1:]:
-                        raise ValueError(f"{path}: rows of {loaded.dtype} x {loaded.shape[1:]} differ from "
-                                         f"the first file's {data.dtype} x {data.shape[1:]}")  # fmt: skip
-                    data.resize((offset + rows, *loaded.shape[1:]))
-                    dataset, first = data, offset
-                for start, block in loaded.blocks(_block_rows(dataset)):
-                    _write(dataset, block, first + start, filter_name, level, compressors)
-                block = None  # the loop's reference to the last block
-                loaded.close()
-                if layout == "per-file":
-                    for key, value in _attributes(path, rows, loaded.dtype, options).items():
-                        dataset.attrs[key] = value
-                else:
-                    index[k] = (str(path), offset, rows)
-                    offset += rows
+                try:
+                    rows = writer.add(k, path, name, loaded)
+                finally:
+                    loaded.close()  # its rows go now, also when writing them failed
                 out.start_writeback()
                 if bar is not None:  # bytes of text, MB/s and ETA from tqdm; rows/s added here
                     rows_done += rows
@@ -342,6 +318,52 @@ def to_hdf5(
         runner.close()
         out.close()
     return target
+
+
+class _Writer:
+    """Puts each loaded input into the HDF5 file: a dataset of its own with attributes (per-file), or
+    its rows appended to dataset "data" plus a row of "index" (concat)."""
+
+    def __init__(self, h5, layout: str, count: int, filter_name, level, options: dict, compressors) -> None:
+        self.h5, self.layout, self.count, self.options = h5, layout, count, options
+        self.filter_name, self.level, self.compressors = filter_name, level, compressors
+        self.data = self.index = None
+        self.offset = 0
+
+    def add(self, k: int, path: Path, name: str, loaded: Loaded) -> int:
+        """Writes input k; returns its row count."""
+        rows = loaded.shape[0]
+        if self.layout == "per-file":
+            dataset, first = self._dataset(name, loaded.shape, loaded.dtype, resizable=False), 0
+        else:
+            dataset, first = self._append(path, loaded), self.offset
+        with closing(loaded.blocks(_block_rows(dataset))) as blocks:
+            for start, block in blocks:
+                _write(dataset, block, first + start, self.filter_name, self.level, self.compressors)
+        if self.layout == "per-file":
+            for key, value in _attributes(path, rows, loaded.dtype, self.options).items():
+                dataset.attrs[key] = value
+        else:
+            self.index[k] = (str(path), self.offset, rows)
+            self.offset += rows
+        return rows
+
+    def _dataset(self, name: str, shape: tuple, dtype: np.dtype, *, resizable: bool):
+        return _create(self.h5, name, shape, dtype, self.filter_name, self.level, resizable=resizable)
+
+    def _append(self, path: Path, loaded: Loaded):
+        import h5py
+
+        shape, dtype = loaded.shape, loaded.dtype
+        if self.data is None:
+            self.data = self._dataset("data", (0, *shape[1:]), dtype, resizable=True)
+            entry = np.dtype([("file", h5py.string_dtype()), ("first_row", "<i8"), ("rows", "<i8")])
+            self.index = self.h5.create_dataset("index", (self.count,), entry)
+        elif dtype != self.data.dtype or shape[1:] != self.data.shape[1:]:
+            raise ValueError(f"{path}: rows of {dtype} x {shape[1:]} differ from the first file's "
+                             f"{self.data.dtype} x {self.data.shape[1:]}")  # fmt: skip
+        self.data.resize((self.offset + shape[0], *shape[1:]))
+        return self.data
 
 
 def _forkserver_pid() -> int:

@@ -149,6 +149,30 @@ def test_a_worker_killed_while_holding_rows_frees_them_and_the_rows_are_loaded_a
     assert holder not in memfd_holders(session)
 
 
+def test_a_retired_worker_takes_its_rows_along_and_the_input_is_loaded_again(client, tmp_path, session,
+                                                                            caplog):  # fmt: skip
+    path = _files(tmp_path, "coverage5", counts=(40_000,))[0]
+    runner = cluster.DaskRunner(client, threads=None)
+    future = runner.submit(path, {**ndshm.PRESETS["coverage5"]})
+    piece = future.result()
+    client.retire_workers([piece.worker], close_workers=True)  # Dask moves the Piece, not the rows
+    assert piece.worker not in client.scheduler_info()["workers"]
+    with caplog.at_level(logging.WARNING, "ndshm.cluster"):
+        loaded = runner.take(future)
+    assert "loading it again" in caplog.text
+    np.testing.assert_array_equal(loaded.array, _expected(path, "coverage5"))
+    loaded.close()
+
+
+def test_no_worker_is_an_error_not_a_hang(tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster.DaskRunner, "NO_WORKERS_TIMEOUT", 5.0)
+    paths = _files(tmp_path, "coverage5", counts=(10,))
+    with LocalCluster(n_workers=0, **KW) as empty, Client(empty) as c:
+        with pytest.raises(RuntimeError, match="no Dask worker for 5 s"):
+            ndshm.to_hdf5(paths, tmp_path / "x.h5", format="coverage5", executor=c, progress=False)
+    assert not (tmp_path / "x.h5").exists() and os.listdir(tmp_path) == [paths[0].name]
+
+
 def _wait_for(condition, timeout: float = 30.0) -> bool:
     """Polls a condition another process brings about (the scheduler's bookkeeping has no event to
     wait on from outside)."""
