@@ -194,7 +194,7 @@ std::string shorten(std::string_view text) {
 /// The common case in one pass, converting while scanning: no quotes, every column in order. False
 /// when anything is off (the general path then parses the row again and words the error).
 bool parse_simple_row(const row &r, char delimiter, char comment, std::span<const field_spec> fields,
-                      std::byte *dest) noexcept {
+                      std::byte *dest, const char *limit) noexcept {
   const char *p = r.begin;
   const char *const end = r.end;
   const std::size_t n = fields.size();
@@ -219,7 +219,7 @@ bool parse_simple_row(const row &r, char delimiter, char comment, std::span<cons
     switch (field.kind) {
     case field_kind::floating: {
       double value = 0;
-      stop = detail::scan_short_decimal(p, end, value);
+      stop = detail::scan_decimal(p, end, limit, value);
       if (stop == nullptr || (stop < end && !separator(*stop) && !is_space(*stop))) {
         stop = find_separator(p);
         if (!detail::parse_double({p, static_cast<std::size_t>(stop - p)}, value))
@@ -233,7 +233,7 @@ bool parse_simple_row(const row &r, char delimiter, char comment, std::span<cons
     case field_kind::boolean: {
       bool negative = false;
       std::uint64_t magnitude = 0;
-      stop = detail::scan_integer(p, end, negative, magnitude);
+      stop = detail::scan_integer_fast(p, end, limit, negative, magnitude);
       if (stop == nullptr || !detail::store_integer(field, negative, magnitude, dest + field.offset))
         return false;
       break;
@@ -382,7 +382,7 @@ void parse_rows(const text_source &source, const text_format &format, const text
       std::byte *dest = out + index * row_stride;
       if (simple) {
         row r = scan.read_line(q, stop);
-        if (!scan.blank(r) && parse_simple_row(r, format.delimiter, comment, fields, dest)) {
+        if (!scan.blank(r) && parse_simple_row(r, format.delimiter, comment, fields, dest, base + text.size())) {
           q = r.next;
           ++index;
           ++line;

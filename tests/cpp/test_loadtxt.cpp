@@ -1,6 +1,7 @@
 // The text loader: grammar, conversions, errors with line and column, and thread-count independence.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -23,6 +24,42 @@ std::vector<double> load_doubles(std::string_view text, text_format format, std:
 }
 
 } // namespace
+
+// The 8-bytes-at-a-time scanners must agree with the one-character-at-a-time ones on every input.
+TEST(fields, swar_scanners_agree_with_the_plain_ones) {
+  std::uint64_t state = 42;
+  auto next = [&state] { return state = state * 6364136223846793005ULL + 1442695040888963407ULL; };
+  const std::string alphabet = "0123456789.-+eE\t x/:";
+  std::vector<std::string> cases = {"0", "-0.0", "7", "12345678", "123456789", "1234567890123456",
+                                    "123456789012345", "99999999999999999999", "1.5", ".5", "5.", "-.",
+                                    ".", "-", "+7", "1e5", "77.84", "0.000000000000001", "00000000000000012"};
+  for (int i = 0; i < 200000; ++i) {
+    std::string text;
+    auto length = next() % 22;
+    for (std::uint64_t k = 0; k < length; ++k) // mostly digits, sometimes anything
+      text += next() % 4 != 0 ? static_cast<char>('0' + next() % 10) : alphabet[next() % alphabet.size()];
+    cases.push_back(text);
+  }
+  for (const auto &c : cases) {
+    std::string buffer = c + "\t" + std::string(40, '7'); // the text goes on past the field
+    const char *p = buffer.data();
+    const char *e = p + c.size();
+    const char *limit = buffer.data() + buffer.size();
+    double a = 0, b = 0;
+    const char *plain = detail::scan_short_decimal(p, e, a);
+    const char *fast = detail::scan_decimal(p, e, limit, b);
+    ASSERT_EQ(plain, fast) << c;
+    if (plain != nullptr)
+      ASSERT_EQ(std::bit_cast<std::uint64_t>(a), std::bit_cast<std::uint64_t>(b)) << c;
+    bool na = false, nb = false;
+    std::uint64_t ma = 0, mb = 0;
+    plain = detail::scan_integer(p, e, na, ma);
+    fast = detail::scan_integer_fast(p, e, limit, nb, mb);
+    ASSERT_EQ(plain, fast) << c;
+    if (plain != nullptr)
+      ASSERT_TRUE(na == nb && ma == mb) << c;
+  }
+}
 
 TEST(fields, doubles_follow_python_float) {
   double v = 0;
