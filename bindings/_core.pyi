@@ -55,7 +55,9 @@ class TextJob:
 
     @staticmethod
     def open(path: str, delimiter: str, comment: str, quote: str, skiprows: int, max_rows: int, usecols: Sequence[int], truncate: bool, threads: int) -> TextJob:
-        """Maps (or decompresses) a file and plans its rows."""
+        """
+        Maps a file and plans its rows (a .gz file without quoting: reads it once to count them).
+        """
 
     @staticmethod
     def from_bytes(data: bytes, name: str, delimiter: str, comment: str, quote: str, skiprows: int, max_rows: int, usecols: Sequence[int], truncate: bool, threads: int) -> TextJob:

@@ -1,5 +1,6 @@
 // ndshm._core: the nanobind module. It converts types, attaches docstrings and releases the GIL; no logic.
 #include <cerrno>
+#include <optional>
 #include <system_error>
 
 #include <nanobind/nanobind.h>
@@ -27,6 +28,7 @@ PyObject *g_parse_error = nullptr;
 /// A text input with its grammar and row plan, between the two loader phases.
 struct text_job {
   ndshm::text_source source;
+  std::optional<ndshm::text_blocks> blocks; ///< a gzip file read in blocks instead of source
   ndshm::text_format format;
   ndshm::text_plan plan;
   nb::object keep; ///< the bytes object a borrowed source points into
@@ -180,14 +182,20 @@ NB_MODULE(_core, m) {
              unsigned threads) {
             nb::gil_scoped_release unlocked;
             auto job = std::make_unique<text_job>();
-            job->source = ndshm::text_source::open(path);
             job->format = make_format(delimiter, std::move(comment), quote, skiprows, max_rows,
                                       std::move(usecols), truncate, threads);
-            job->plan = ndshm::plan_rows(job->source, job->format);
+            if (path.ends_with(".gz") && job->format.quote == 0) { // streamed: memory stays bounded
+              job->blocks.emplace(ndshm::text_blocks::open_gzip(path));
+              job->plan = ndshm::plan_blocks(*job->blocks, job->format);
+            } else {
+              job->source = ndshm::text_source::open(path);
+              job->plan = ndshm::plan_rows(job->source, job->format);
+            }
             return job.release();
           },
           "path"_a, "delimiter"_a, "comment"_a, "quote"_a, "skiprows"_a, "max_rows"_a, "usecols"_a,
-          "truncate"_a, "threads"_a, nb::rv_policy::take_ownership, "Maps (or decompresses) a file and plans its rows.")
+          "truncate"_a, "threads"_a, nb::rv_policy::take_ownership,
+          "Maps a file and plans its rows (a .gz file without quoting: reads it once to count them).")
       .def_static(
           "from_bytes",
           [](nb::bytes data, std::string name, std::string_view delimiter, std::string comment,
@@ -209,7 +217,7 @@ NB_MODULE(_core, m) {
       .def_prop_ro("columns", [](const text_job &job) { return job.plan.columns; })
       .def(
           "parse",
-          [](const text_job &job, const std::vector<std::tuple<int, std::uint32_t, std::uint32_t, bool, std::string>> &specs,
+          [](text_job &job, const std::vector<std::tuple<int, std::uint32_t, std::uint32_t, bool, std::string>> &specs,
              std::uintptr_t address, std::uint64_t nbytes, std::uint64_t row_stride) {
             std::vector<ndshm::field_spec> fields;
             for (const auto &[kind, size, offset, big_endian, name] : specs)
@@ -217,8 +225,11 @@ NB_MODULE(_core, m) {
             if (job.plan.rows * row_stride > nbytes)
               throw std::invalid_argument("ndshm: output buffer too small for the rows");
             nb::gil_scoped_release unlocked;
-            ndshm::parse_rows(job.source, job.format, job.plan, fields, reinterpret_cast<std::byte *>(address),
-                              row_stride);
+            auto *out = reinterpret_cast<std::byte *>(address);
+            if (job.blocks)
+              ndshm::parse_blocks(*job.blocks, job.format, job.plan, fields, out, row_stride);
+            else
+              ndshm::parse_rows(job.source, job.format, job.plan, fields, out, row_stride);
           },
           "fields"_a, "address"_a, "nbytes"_a, "row_stride"_a,
           "Parses every planned row into the buffer at address (fields: kind, size, offset, big_endian, type name).");

@@ -21,8 +21,8 @@ class text_source {
 public:
   /// Maps a file (page cache, no copy); "*.gz" is decompressed into memory. Throws std::system_error.
   [[nodiscard]] static text_source open(const std::string &path);
-  /// Text owned by the caller, shown as name in errors.
-  [[nodiscard]] static text_source borrow(std::string_view text, std::string name);
+  /// Text owned by the caller, shown as name in errors. at_start: a byte order mark there is skipped.
+  [[nodiscard]] static text_source borrow(std::string_view text, std::string name, bool at_start = true);
 
   [[nodiscard]] std::string_view text() const noexcept { return m_text; }
   [[nodiscard]] const std::string &name() const noexcept { return m_name; }
@@ -54,6 +54,30 @@ struct text_format {
   std::vector<std::int64_t> usecols; ///< columns to read, negative from the end; empty: all
   bool truncate_strings = false; ///< numpy's behaviour for too long S fields; default: an error
   unsigned threads = 0;          ///< 0: all cores
+  std::uint64_t first_line = 1;  ///< line number of the text's first line (a block of a stream starts later)
+};
+
+/// A gzip file read as blocks of whole lines, so that memory stays bounded whatever its size (the
+/// loader reads it twice: once to count the rows, once to parse them into an array of that size).
+class text_blocks {
+public:
+  /// Opens (maps) a gzip file, concatenated members included; blocks of about block_bytes.
+  [[nodiscard]] static text_blocks open_gzip(const std::string &path, std::size_t block_bytes = 8u << 20);
+  text_blocks(text_blocks &&) noexcept;
+  text_blocks &operator=(text_blocks &&) noexcept;
+  ~text_blocks();
+
+  /// Back to the first line.
+  void rewind();
+  /// The next block: whole lines (the file's last may lack its newline); empty at the end. The view
+  /// is valid until the next call. Throws std::invalid_argument for corrupt or truncated data.
+  [[nodiscard]] std::string_view next();
+  [[nodiscard]] const std::string &name() const noexcept;
+
+private:
+  struct state;
+  explicit text_blocks(std::unique_ptr<state> s);
+  std::unique_ptr<state> m;
 };
 
 /// Where the rows are: chunk boundaries and counts (from plan_rows).
@@ -67,6 +91,7 @@ struct text_plan {
   std::vector<chunk> chunks;
   std::uint64_t rows = 0;
   std::uint64_t columns = 0; ///< fields in the first row (0 if there is none)
+  std::uint64_t lines = 0;   ///< lines consumed, skipped ones included
 };
 
 /// Bad input: where (file, 1-based line and column), what was found, and what was expected.
@@ -87,5 +112,13 @@ public:
 /// in file order, whatever the thread count.
 void parse_rows(const text_source &source, const text_format &format, const text_plan &plan,
                 std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride);
+
+/// plan_rows over every block of a stream (no quotes: a row is a line): rows, columns and lines.
+[[nodiscard]] text_plan plan_blocks(text_blocks &blocks, const text_format &format);
+
+/// parse_rows over every block of a stream, reading it again; plan is plan_blocks' result. Throws
+/// std::runtime_error if the stream does not hold plan.rows rows this time.
+void parse_blocks(text_blocks &blocks, const text_format &format, const text_plan &plan,
+                  std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride);
 
 } // namespace ndshm

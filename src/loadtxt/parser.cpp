@@ -281,7 +281,7 @@ text_plan plan_rows(const text_source &source, const text_format &format) {
   text_plan plan;
 
   const char *p = base;
-  std::uint64_t line = 1;
+  std::uint64_t line = format.first_line;
   for (std::uint64_t i = 0; i < format.skiprows && p < end; ++i) {
     row r = scan.read(p, end);
     p = r.next;
@@ -339,6 +339,7 @@ text_plan plan_rows(const text_source &source, const text_format &format) {
     line += lines[i];
   }
   plan.rows = row;
+  plan.lines = line - format.first_line;
   return plan;
 }
 
@@ -453,6 +454,54 @@ void parse_rows(const text_source &source, const text_format &format, const text
       throw *error;
   if (out_of_memory)
     throw std::bad_alloc();
+}
+
+namespace {
+
+/// Calls fn(block source, block format, block plan) for every block holding rows, in order, with
+/// skiprows, max_rows and line numbers carried from block to block.
+template <class Fn> text_plan for_each_block(text_blocks &blocks, const text_format &format, Fn &&fn) {
+  if (format.quote != 0)
+    throw std::invalid_argument("ndshm: a stream is read a line at a time: no quoted fields");
+  text_plan total;
+  text_format part = format;
+  blocks.rewind();
+  for (std::string_view block = blocks.next(); !block.empty(); block = blocks.next()) {
+    if (format.max_rows >= 0) {
+      part.max_rows = format.max_rows - static_cast<std::int64_t>(total.rows);
+      if (part.max_rows == 0 && total.columns != 0) // read on only for the first row's column count
+        break;
+    }
+    auto source = text_source::borrow(block, blocks.name(), false);
+    text_plan plan = plan_rows(source, part);
+    if (total.columns == 0)
+      total.columns = plan.columns;
+    fn(source, part, plan, total.rows);
+    total.rows += plan.rows;
+    total.lines += plan.lines;
+    part.first_line += plan.lines;
+    part.skiprows = part.skiprows > plan.lines ? part.skiprows - plan.lines : 0;
+  }
+  return total;
+}
+
+} // namespace
+
+text_plan plan_blocks(text_blocks &blocks, const text_format &format) {
+  return for_each_block(blocks, format, [](auto &&...) {});
+}
+
+void parse_blocks(text_blocks &blocks, const text_format &format, const text_plan &plan,
+                  std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride) {
+  auto changed = [&] { return std::runtime_error("ndshm: " + blocks.name() + " changed while it was read"); };
+  text_plan seen = for_each_block(blocks, format, [&](const text_source &source, const text_format &part,
+                                                      const text_plan &block, std::uint64_t first_row) {
+    if (first_row + block.rows > plan.rows)
+      throw changed();
+    parse_rows(source, part, block, fields, out + first_row * row_stride, row_stride);
+  });
+  if (seen.rows != plan.rows)
+    throw changed();
 }
 
 } // namespace ndshm

@@ -3,7 +3,11 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+
+#include <unistd.h>
+#include <zlib.h>
 
 #include "loadtxt/fields.hpp"
 #include "ndshm/loadtxt.hpp"
@@ -156,4 +160,107 @@ TEST(loadtxt, max_rows_counts_data_rows_and_bom_is_skipped) {
   format.max_rows = 2;
   auto values = load_doubles("\xEF\xBB\xBF" "1\n\n#c\n2\n3\n", format, 1);
   EXPECT_EQ(values, (std::vector<double>{1, 2}));
+}
+
+namespace {
+
+std::string write_gzip(const std::string &text, int members) {
+  static int counter = 0;
+  std::string path = ::testing::TempDir() + "ndshm-stream-" + std::to_string(::getpid()) + "-" +
+                     std::to_string(counter++) + ".gz";
+  std::size_t step = text.size() / static_cast<std::size_t>(members) + 1;
+  for (std::size_t at = 0, k = 0; k < static_cast<std::size_t>(members); ++k, at += step) {
+    gzFile f = gzopen(path.c_str(), k == 0 ? "wb" : "ab"); // "ab": a new member
+    if (at < text.size())
+      gzwrite(f, text.data() + at, static_cast<unsigned>(std::min(step, text.size() - at)));
+    gzclose(f);
+  }
+  return path;
+}
+
+struct loaded {
+  std::uint64_t rows = 0, columns = 0;
+  std::vector<double> values;
+  std::string error;
+};
+
+loaded load(text_format format, const std::string &text, const std::string *gz, std::size_t block) {
+  loaded got;
+  std::vector<field_spec> fields{{field_kind::floating, 8, 0, false, "float64"},
+                                 {field_kind::floating, 8, 8, false, "float64"}};
+  try {
+    if (gz == nullptr) {
+      auto source = text_source::borrow(text, "f.gz");
+      auto plan = plan_rows(source, format);
+      got.rows = plan.rows, got.columns = plan.columns;
+      got.values.resize(plan.rows * 2);
+      parse_rows(source, format, plan, fields, reinterpret_cast<std::byte *>(got.values.data()), 16);
+    } else {
+      auto blocks = text_blocks::open_gzip(*gz, block);
+      auto plan = plan_blocks(blocks, format);
+      got.rows = plan.rows, got.columns = plan.columns;
+      got.values.resize(plan.rows * 2);
+      parse_blocks(blocks, format, plan, fields, reinterpret_cast<std::byte *>(got.values.data()), 16);
+    }
+  } catch (const parse_error &e) {
+    got.error = std::to_string(e.line) + ":" + std::to_string(e.column) + ":" + e.text;
+  }
+  return got;
+}
+
+} // namespace
+
+// A .gz file is read in blocks of whole lines (twice: count, then parse). Whatever the block size and
+// the number of gzip members, the result is what the whole text in memory gives, errors included.
+TEST(loadtxt, gzip_blocks_give_what_the_whole_text_gives) {
+  std::string text = "\xEF\xBB\xBF# header\nskip me\n\n";
+  for (int i = 0; i < 300; ++i)
+    text += std::to_string(i) + (i % 7 == 0 ? "\t" : " ") + std::to_string(i * 0.5) + (i % 5 == 0 ? "\r\n" : "\n") +
+            (i % 11 == 0 ? "# comment\n\n" : "");
+  text += std::string(100, ' ') + "1 " + std::string(50, '0') + "2\n9 9"; // a long line; no final newline
+  std::string bad = text;
+  bad.replace(bad.find("\n150 "), 5, "\n15x ");
+  for (const std::string *t : {&text, &bad}) {
+    for (int members : {1, 3}) {
+      std::string gz = write_gzip(*t, members);
+      for (std::uint64_t skiprows : {0u, 2u, 5u}) {
+        for (std::int64_t max_rows : {-1, 0, 1, 140, 1000}) {
+          text_format format;
+          format.skiprows = skiprows;
+          format.max_rows = max_rows;
+          loaded want = load(format, *t, nullptr, 0);
+          for (std::size_t block : {1u, 7u, 64u, 1u << 20}) {
+            loaded got = load(format, *t, &gz, block);
+            ASSERT_EQ(got.rows, want.rows) << block << " " << skiprows << " " << max_rows;
+            EXPECT_EQ(got.columns, want.columns);
+            EXPECT_EQ(got.values, want.values);
+            EXPECT_EQ(got.error, want.error);
+          }
+        }
+      }
+      std::remove(gz.c_str());
+    }
+  }
+  text_format skip2;
+  skip2.skiprows = 2;
+  EXPECT_EQ(load(skip2, bad, nullptr, 0).error, "182:1:15x"); // the comparison above can fail
+}
+
+TEST(loadtxt, corrupt_and_truncated_gzip_are_errors) {
+  std::string gz = write_gzip("1 2\n3 4\n", 1);
+  std::string bytes;
+  {
+    std::FILE *f = std::fopen(gz.c_str(), "rb");
+    char buffer[256];
+    bytes.assign(buffer, std::fread(buffer, 1, sizeof buffer, f));
+    std::fclose(f);
+  }
+  for (const std::string &damaged : {bytes.substr(0, bytes.size() - 10), bytes.substr(0, 12) + "garbage!garbage"}) {
+    std::FILE *f = std::fopen(gz.c_str(), "wb");
+    std::fwrite(damaged.data(), 1, damaged.size(), f);
+    std::fclose(f);
+    auto blocks = text_blocks::open_gzip(gz, 4);
+    EXPECT_THROW((void)plan_blocks(blocks, text_format{}), std::invalid_argument);
+  }
+  std::remove(gz.c_str());
 }
