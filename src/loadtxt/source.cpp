@@ -1,6 +1,11 @@
 // text_source: mapped files, gzip input decompressed into memory, borrowed text; text_blocks: gzip
 // input streamed in blocks of lines. Inflate: ISA-L when the build found it, else zlib.
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <system_error>
 #include <vector>
@@ -209,19 +214,104 @@ text_source text_source::borrow(std::string_view text, std::string name, bool at
   return source;
 }
 
+// A thread inflates the next block while the caller parses the current one (at most three blocks
+// exist: the caller's, one ready, one being filled).
 struct text_blocks::state {
   std::string name;
   std::shared_ptr<void> mapping;
   std::string_view compressed;
   inflater source;
   std::size_t block_bytes;
-  std::vector<char> buffer; // [0, filled): text not yet handed out, from `cut` on
-  std::size_t filled = 0, cut = 0;
-  bool first = true, end = false;
+
+  std::thread producer;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<std::vector<char>> ready; // whole lines; an empty block marks the end
+  std::vector<std::vector<char>> spare;
+  std::vector<char> current;           // the caller's block
+  std::exception_ptr error;
+  bool stopping = false, first = true;
 
   state(std::string path, std::pair<std::shared_ptr<void>, std::string_view> file, std::size_t block)
       : name(path), mapping(std::move(file.first)), compressed(file.second), source(std::move(path), compressed),
-        block_bytes(std::max<std::size_t>(block, 1)), buffer(2 * block_bytes) {}
+        block_bytes(std::max<std::size_t>(block, 1)) {}
+  state(const state &) = delete;
+  state &operator=(const state &) = delete;
+  ~state() { stop(); }
+
+  void stop() {
+    if (!producer.joinable())
+      return;
+    {
+      std::lock_guard lock(mutex);
+      stopping = true;
+    }
+    changed.notify_all();
+    producer.join();
+  }
+
+  void restart() {
+    stop();
+    source.rewind();
+    ready.clear();
+    error = nullptr;
+    stopping = false;
+    first = true;
+    producer = std::thread([this] { produce(); });
+  }
+
+  // Inflates block after block: each holds the previous block's unfinished line, then at least
+  // block_bytes more (more for a longer line), cut after its last newline.
+  void produce() {
+    std::vector<char> carry;
+    bool end = false;
+    try {
+      while (!(end && carry.empty())) {
+        std::vector<char> block;
+        {
+          std::unique_lock lock(mutex);
+          changed.wait(lock, [&] { return stopping || ready.empty(); });
+          if (stopping)
+            return;
+          if (!spare.empty()) {
+            block = std::move(spare.back());
+            spare.pop_back();
+          }
+        }
+        block.assign(carry.begin(), carry.end());
+        std::size_t cut = 0;
+        for (;;) {
+          std::size_t filled = block.size(), target = std::max(filled, carry.size()) + block_bytes;
+          block.resize(target);
+          while (filled < target && !end) {
+            auto n = source.read(block.data() + filled, target - filled);
+            filled += n;
+            end = n == 0;
+          }
+          block.resize(filled);
+          std::string_view text(block.data(), block.size());
+          auto newline = text.rfind('\n');
+          if (end || newline != std::string_view::npos) {
+            cut = end ? block.size() : newline + 1;
+            break;
+          } // else a line longer than a block: read on
+        }
+        carry.assign(block.begin() + static_cast<std::ptrdiff_t>(cut), block.end());
+        block.resize(cut);
+        {
+          std::lock_guard lock(mutex);
+          ready.push_back(std::move(block));
+        }
+        changed.notify_all();
+      }
+      std::lock_guard lock(mutex);
+      ready.emplace_back(); // the end
+    } catch (...) {
+      std::lock_guard lock(mutex);
+      error = std::current_exception();
+    }
+    changed.notify_all();
+  }
 };
 
 text_blocks::text_blocks(std::unique_ptr<state> s) : m(std::move(s)) {}
@@ -230,48 +320,34 @@ text_blocks &text_blocks::operator=(text_blocks &&) noexcept = default;
 text_blocks::~text_blocks() = default;
 
 text_blocks text_blocks::open_gzip(const std::string &path, std::size_t block_bytes) {
-  return text_blocks(std::make_unique<state>(path, map_file(path), block_bytes));
+  auto s = std::make_unique<state>(path, map_file(path), block_bytes);
+  s->restart();
+  return text_blocks(std::move(s));
 }
 
-void text_blocks::rewind() {
-  m->source.rewind();
-  m->filled = m->cut = 0;
-  m->first = true;
-  m->end = false;
-}
+void text_blocks::rewind() { m->restart(); }
 
 std::string_view text_blocks::next() {
   state &s = *m;
-  // keep what followed the last newline, then top up to a block's worth (more for a longer line)
-  std::memmove(s.buffer.data(), s.buffer.data() + s.cut, s.filled - s.cut);
-  s.filled -= s.cut;
-  s.cut = 0;
-  for (;;) {
-    while (s.filled < s.block_bytes && !s.end) {
-      auto n = s.source.read(s.buffer.data() + s.filled, s.buffer.size() - s.filled);
-      s.filled += n;
-      s.end = n == 0;
-    }
-    std::string_view text(s.buffer.data(), s.filled);
-    auto newline = text.rfind('\n');
-    if (s.end)
-      s.cut = s.filled; // the rest, whether or not it ends with a newline
-    else if (newline != std::string_view::npos)
-      s.cut = newline + 1;
-    else { // a line longer than the buffer: make room and read on
-      s.buffer.resize(s.buffer.size() * 2);
-      s.block_bytes = s.buffer.size() / 2;
-      continue;
-    }
-    text = text.substr(0, s.cut);
-    if (s.first) {
-      s.first = false;
-      constexpr std::string_view bom = "\xEF\xBB\xBF";
-      if (text.substr(0, 3) == bom)
-        text.remove_prefix(3);
-    }
-    return text;
+  std::unique_lock lock(s.mutex);
+  if (!s.current.empty())
+    s.spare.push_back(std::move(s.current)); // the caller is done with it
+  s.current.clear();
+  s.changed.notify_all();
+  s.changed.wait(lock, [&] { return !s.ready.empty() || s.error; });
+  if (s.ready.empty())
+    std::rethrow_exception(s.error);
+  s.current = std::move(s.ready.front());
+  s.ready.pop_front();
+  s.changed.notify_all(); // room for the next block
+  std::string_view text(s.current.data(), s.current.size());
+  if (s.first) {
+    s.first = false;
+    constexpr std::string_view bom = "\xEF\xBB\xBF";
+    if (text.substr(0, 3) == bom)
+      text.remove_prefix(3);
   }
+  return text;
 }
 
 const std::string &text_blocks::name() const noexcept { return m->name; }
