@@ -54,9 +54,9 @@ class TextJob:
     """A text input, its grammar and where its rows are."""
 
     @staticmethod
-    def open(path: str, delimiter: str, comment: str, quote: str, skiprows: int, max_rows: int, usecols: Sequence[int], truncate: bool, threads: int) -> TextJob:
+    def open(path: str, delimiter: str, comment: str, quote: str, skiprows: int, max_rows: int, usecols: Sequence[int], truncate: bool, threads: int, begin: int = 0, end: int = 18446744073709551615) -> TextJob:
         """
-        Maps a file and plans its rows (a .gz file without quoting: reads it once to count them).
+        Maps a file and plans its rows (a .gz file without quoting: reads it once to count them); begin/end: only the lines that start within those bytes of a plain file.
         """
 
     @staticmethod

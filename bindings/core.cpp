@@ -179,12 +179,15 @@ NB_MODULE(_core, m) {
           "open",
           [](const std::string &path, std::string_view delimiter, std::string comment, std::string_view quote,
              std::uint64_t skiprows, std::int64_t max_rows, std::vector<std::int64_t> usecols, bool truncate,
-             unsigned threads) {
+             unsigned threads, std::uint64_t begin, std::uint64_t end) {
             nb::gil_scoped_release unlocked;
             auto job = std::make_unique<text_job>();
             job->format = make_format(delimiter, std::move(comment), quote, skiprows, max_rows,
                                       std::move(usecols), truncate, threads);
-            if (path.ends_with(".gz") && job->format.quote == 0) { // streamed: memory stays bounded
+            if (begin != 0 || end != UINT64_MAX) {
+              job->source = ndshm::text_source::open(path, begin, end);
+              job->plan = ndshm::plan_rows(job->source, job->format);
+            } else if (path.ends_with(".gz") && job->format.quote == 0) { // streamed: memory stays bounded
               job->blocks.emplace(ndshm::text_blocks::open_gzip(path));
               job->plan = ndshm::plan_blocks(*job->blocks, job->format);
             } else {
@@ -194,8 +197,9 @@ NB_MODULE(_core, m) {
             return job.release();
           },
           "path"_a, "delimiter"_a, "comment"_a, "quote"_a, "skiprows"_a, "max_rows"_a, "usecols"_a,
-          "truncate"_a, "threads"_a, nb::rv_policy::take_ownership,
-          "Maps a file and plans its rows (a .gz file without quoting: reads it once to count them).")
+          "truncate"_a, "threads"_a, "begin"_a = 0, "end"_a = UINT64_MAX, nb::rv_policy::take_ownership,
+          "Maps a file and plans its rows (a .gz file without quoting: reads it once to count them); "
+          "begin/end: only the lines that start within those bytes of a plain file.")
       .def_static(
           "from_bytes",
           [](nb::bytes data, std::string name, std::string_view delimiter, std::string comment,

@@ -21,6 +21,9 @@ class text_source {
 public:
   /// Maps a file (page cache, no copy); "*.gz" is decompressed into memory. Throws std::system_error.
   [[nodiscard]] static text_source open(const std::string &path);
+  /// The lines of a plain file that start within bytes [begin, end) (a file split into windows: each
+  /// line belongs to exactly one). Throws std::invalid_argument for a compressed file.
+  [[nodiscard]] static text_source open(const std::string &path, std::uint64_t begin, std::uint64_t end);
   /// Text owned by the caller, shown as name in errors. at_start: a byte order mark there is skipped.
   [[nodiscard]] static text_source borrow(std::string_view text, std::string name, bool at_start = true);
 

@@ -133,6 +133,7 @@ def loadtxt(
     threads: int | None = None,
     shared: bool = True,
     truncate: bool = False,
+    byte_range: tuple[int, int] | None = None,
 ) -> Any:
     """numpy.loadtxt's results, bit for bit, parsed on ``threads`` cores (default: all) into shared memory.
 
@@ -142,6 +143,11 @@ def loadtxt(
     ``truncate=True`` (numpy's silent truncation). ``converters``, multi-character comments and
     dtypes other than bool/int/uint/float32/float64/bytes (and structures of them) take numpy's
     own, slower parser, then one copy into shared memory.
+
+    ``byte_range=(begin, end)`` (ndshm's own): only the lines of a plain file that start within bytes
+    [begin, end) (end -1: to the end); every line belongs to exactly one of a file's adjacent ranges,
+    so workers can split a file. ``skiprows`` counts from the top of the file (a range that starts
+    there); errors name the line in the whole file.
     """
     if ndmin not in (0, 1, 2):
         raise ValueError(f"Illegal value of ndmin keyword: {ndmin}")
@@ -166,7 +172,16 @@ def loadtxt(
         and (max_rows is None or max_rows >= 0)
     )
     job = None
-    if fast:
+    if byte_range is not None:
+        begin, end = (operator.index(x) for x in byte_range)
+        if not (fast and isinstance(fname, (str, os.PathLike)) and not quote and max_rows is None):
+            raise ValueError("byte_range needs a file path and ndshm's own parser: no converters, "
+                             "quotechar or max_rows, one-character comments, numbers and bytes fields")  # fmt: skip
+        skip = int(skiprows) if begin <= 0 else max(0, int(skiprows) - _lines_before(fname, begin, skiprows))
+        grammar = (delimiter_char, comment, quote, skip, -1, columns, truncate,
+                   0 if threads is None else int(threads))  # fmt: skip
+        job = _core.TextJob.open(os.fspath(fname), *grammar, begin, end if end >= 0 else 2**64 - 1)
+    elif fast:
         grammar = (delimiter_char, comment, quote, int(skiprows),
                    -1 if max_rows is None else int(max_rows), columns, truncate,
                    0 if threads is None else int(threads))  # fmt: skip
@@ -201,16 +216,49 @@ def loadtxt(
     try:
         row_stride = dtype.itemsize * (1 if structured else width)
         job.parse(row_fields, out.__array_interface__["data"][0], out.nbytes, row_stride)
-    except BaseException:
+    except _core.ParseError as error:
         del out  # a failed load leaves no segment behind
+        if byte_range is None or begin == 0:
+            raise
+        raise _in_whole_file(error, os.fspath(fname), begin) from None
+    except BaseException:
+        del out
         raise
     del job
     arr = _ensure_ndmin(out, ndmin)
-    if arr.shape and arr.shape[0] == 0:
+    if arr.shape and arr.shape[0] == 0 and byte_range is None:
         warnings.warn(f'loadtxt: input contained no data: "{fname}"', category=UserWarning, stacklevel=2)
     if unpack:
         return [arr[name] for name in dtype.names] if structured else arr.T
     return arr
+
+
+def _lines_before(path: Any, begin: int, enough: int | None = None) -> int:
+    """Lines before the first line that starts at or after byte begin (> 0); counting may stop once
+    `enough` are found."""
+    before, remaining = 1, begin - 1  # that line starts after the first newline at or after begin - 1
+    with open(path, "rb") as f:
+        while remaining > 0 and (enough is None or before < enough):
+            piece = f.read(min(remaining, 1 << 24))
+            if not piece:
+                break
+            before += piece.count(b"\n")
+            remaining -= len(piece)
+    return before
+
+
+def _in_whole_file(error: Exception, path: str, begin: int) -> Exception:
+    """error, raised for a byte range starting at begin, with the line counted from the file's top."""
+    line = error.line + _lines_before(path, begin)
+    message = str(error)
+    old_where, new_where = f"{error.file}:{error.line}", f"{error.file}:{line}"
+    if message.startswith(old_where):
+        message = new_where + message[len(old_where) :]
+    shifted = _core.ParseError(message)
+    for key in ("file", "column", "text", "expected"):
+        setattr(shifted, key, getattr(error, key))
+    shifted.line = line
+    return shifted
 
 
 def _numpy_fallback(fname, dtype, comments, delimiter, converters, skiprows, usecols, unpack, ndmin,

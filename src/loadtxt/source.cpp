@@ -207,6 +207,29 @@ text_source text_source::open(const std::string &path) {
   return source;
 }
 
+text_source text_source::open(const std::string &path, std::uint64_t begin, std::uint64_t end) {
+  if (ends_with(path, ".gz"))
+    throw std::invalid_argument("ndshm: " + path + ": a byte range needs an uncompressed file");
+  auto [mapped, bytes] = map_file(path);
+  // A line starts at 0 or after a newline; [begin, end) holds the lines whose first byte is in it.
+  auto line_start = [&bytes](std::uint64_t at) -> std::size_t {
+    if (at == 0)
+      return 0;
+    if (at > bytes.size())
+      return bytes.size();
+    auto newline = bytes.find('\n', static_cast<std::size_t>(at - 1));
+    return newline == std::string_view::npos ? bytes.size() : newline + 1;
+  };
+  std::size_t first = line_start(begin), last = std::max(first, line_start(end));
+  text_source source;
+  source.m_name = path;
+  source.m_text = bytes.substr(first, last - first);
+  if (first == 0)
+    source.m_text = without_bom(source.m_text);
+  source.m_owner = std::move(mapped);
+  return source;
+}
+
 text_source text_source::borrow(std::string_view text, std::string name, bool at_start) {
   text_source source;
   source.m_text = at_start ? without_bom(text) : text;

@@ -250,3 +250,33 @@ def test_every_preset_reads_its_format_as_numpy_does(preset, tmp_path):
     expected = np.loadtxt(io.StringIO(PRESET_SAMPLES[preset]), **ndshm.PRESETS[preset])
     got = ndshm.loadtxt(path, **ndshm.PRESETS[preset])
     _assert_same(expected, got)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(0, 4000), max_size=6), skiprows=st.integers(0, 40))
+def test_byte_ranges_split_a_file_into_its_lines(tmp_path, cuts, skiprows):
+    path = tmp_path / "t.tsv"
+    lines = ["# head", "", *(f"{i}\t{i * 0.25}\t{'x' * (i % 9)}" for i in range(120)), "# tail", "7\t8\t\r"]
+    path.write_bytes(("\ufeff" + "\n".join(lines)).encode())
+    options = {"dtype": [("a", "<i8"), ("b", "<f4"), ("s", "S9")], "delimiter": "\t", "skiprows": skiprows,
+               "ndmin": 1}
+    whole = ndshm.loadtxt(path, **options)
+    bounds = [0, *sorted(cuts), -1]
+    parts = [ndshm.loadtxt(path, byte_range=(b, e), **options) for b, e in zip(bounds, bounds[1:])]
+    got = np.concatenate(parts)
+    assert got.dtype == whole.dtype and got.tobytes() == whole.tobytes()
+
+
+def test_byte_range_errors_name_the_line_in_the_whole_file(tmp_path):
+    path = tmp_path / "bad.tsv"
+    path.write_text("".join(f"{i} 1.5\n" if i != 700 else "700 oops\n" for i in range(1000)))
+    with pytest.raises(ndshm.ParseError) as whole:
+        ndshm.loadtxt(path)
+    with pytest.raises(ndshm.ParseError) as part:
+        ndshm.loadtxt(path, byte_range=(3000, 6000))
+    assert (part.value.line, part.value.column, str(part.value)) == (701, 5, str(whole.value))
+    for bad in ({"max_rows": 3}, {"converters": {0: float}}, {"quotechar": '"'}):
+        with pytest.raises(ValueError, match="byte_range needs"):
+            ndshm.loadtxt(path, byte_range=(0, 10), **bad)
+    with pytest.raises(ValueError, match="byte_range needs"):
+        ndshm.loadtxt(io.StringIO("1\n"), byte_range=(0, 10))
