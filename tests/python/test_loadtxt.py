@@ -258,11 +258,15 @@ def test_byte_ranges_split_a_file_into_its_lines(tmp_path, cuts, skiprows):
     path = tmp_path / "t.tsv"
     lines = ["# head", "", *(f"{i}\t{i * 0.25}\t{'x' * (i % 9)}" for i in range(120)), "# tail", "7\t8\t\r"]
     path.write_bytes(("\ufeff" + "\n".join(lines)).encode())
-    options = {"dtype": [("a", "<i8"), ("b", "<f4"), ("s", "S9")], "delimiter": "\t", "skiprows": skiprows,
-               "ndmin": 1}
+    options = {
+        "dtype": [("a", "<i8"), ("b", "<f4"), ("s", "S9")],
+        "delimiter": "\t",
+        "skiprows": skiprows,
+        "ndmin": 1,
+    }
     whole = ndshm.loadtxt(path, **options)
     bounds = [0, *sorted(cuts), -1]
-    parts = [ndshm.loadtxt(path, byte_range=(b, e), **options) for b, e in zip(bounds, bounds[1:])]
+    parts = [ndshm.loadtxt(path, byte_range=r, **options) for r in zip(bounds, bounds[1:], strict=False)]
     got = np.concatenate(parts)
     assert got.dtype == whole.dtype and got.tobytes() == whole.tobytes()
 
