@@ -115,6 +115,38 @@ def _ensure_ndmin(arr: np.ndarray, ndmin: int) -> np.ndarray:
     return arr
 
 
+def _own_parser(dtype, comments, delimiter, converters, skiprows, usecols, max_rows, quotechar, like):
+    """(delimiter, comment, quote, columns) for ndshm's parser, or None when numpy's must do the job."""
+    delimiter_char = _one_char(delimiter)
+    comment = _comment(comments)
+    quote = _one_char(quotechar)
+    columns = _usecols(usecols)
+    fast = (
+        converters is None
+        and like is None
+        and _fields(np.dtype(dtype)) is not None
+        and delimiter_char is not None
+        and comment is not None
+        and quote is not None
+        and columns is not None
+        and delimiter_char not in ("\n", "\r")
+        and (not comment or comment not in (delimiter_char, quote))
+        and isinstance(skiprows, (int, np.integer))
+        and skiprows >= 0
+        and (max_rows is None or max_rows >= 0)
+    )
+    return (delimiter_char, comment, quote, columns) if fast else None
+
+
+def splittable(options: dict) -> bool:
+    """Whether loadtxt(path, byte_range=..., **options) can read a plain file in ranges."""
+    get = options.get
+    parts = _own_parser(get("dtype", float), get("comments", "#"), get("delimiter"), get("converters"),
+                        get("skiprows", 0), get("usecols"), get("max_rows"), get("quotechar"),
+                        get("like"))  # fmt: skip
+    return parts is not None and not parts[2] and get("max_rows") is None
+
+
 def loadtxt(
     fname: Any,
     dtype: Any = float,
@@ -152,25 +184,10 @@ def loadtxt(
     if ndmin not in (0, 1, 2):
         raise ValueError(f"Illegal value of ndmin keyword: {ndmin}")
     dtype = np.dtype(dtype)
-    delimiter_char = _one_char(delimiter)
-    comment = _comment(comments)
-    quote = _one_char(quotechar)
-    columns = _usecols(usecols)
     fields = _fields(dtype)
-    fast = (
-        converters is None
-        and like is None
-        and fields is not None
-        and delimiter_char is not None
-        and comment is not None
-        and quote is not None
-        and columns is not None
-        and delimiter_char not in ("\n", "\r")
-        and (not comment or comment not in (delimiter_char, quote))
-        and isinstance(skiprows, (int, np.integer))
-        and skiprows >= 0
-        and (max_rows is None or max_rows >= 0)
-    )
+    parts = _own_parser(dtype, comments, delimiter, converters, skiprows, usecols, max_rows, quotechar, like)
+    fast = parts is not None
+    delimiter_char, comment, quote, columns = parts or (None, None, None, None)
     job = None
     if byte_range is not None:
         begin, end = (operator.index(x) for x in byte_range)

@@ -96,7 +96,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         to_hdf5(
             args.inputs, args.output, dtype=args.dtype, format=args.format, workers=args.workers,
             threads=args.threads, compression=args.compression, layout=args.layout,
-            overwrite=args.overwrite, progress=False if args.quiet else None, executor=client, **options,
+            overwrite=args.overwrite, progress=False if args.quiet else None, executor=client,
+            window=int(args.window * 2**20), **options,
         )  # fmt: skip
     except (KeyboardInterrupt, SystemExit, OSError, ValueError, RuntimeError) as error:
         if not stopped:  # a real error (ParseError is a ValueError): what and where
@@ -189,6 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["per-file", "concat"],
         default="per-file",
         help="one dataset per file (default), or one 'data' dataset plus an 'index'",
+    )
+    cv.add_argument(
+        "--window",
+        type=float,
+        default=256,
+        metavar="MIB",
+        help="load plain inputs larger than this in windows of this many MiB of text, appended as they "
+        "come: memory holds about workers + 2 windows whatever the input's size (default: 256)",
     )
     cv.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     cv.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -16,6 +16,7 @@ import re
 import sys
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -26,13 +27,16 @@ import numpy as np
 
 from . import _forkserver_guard as guard
 from ._forkserver_guard import die_with_parent
-from ._loadtxt import loadtxt
+from ._loadtxt import loadtxt, splittable
 from .presets import PRESETS
 
 __all__ = ["parse_dtype_spec", "to_hdf5"]
 
 CHUNK_BYTES = 1 << 20  # 1 MiB chunks: HDF5's advice is 10 KiB-1 MiB; larger chunks compress faster
 BLOCK_BYTES = 32 << 20  # rows fetched from another node come in pieces of about this size
+# A plain input larger than this is loaded in windows of this many bytes of text, appended to its dataset
+# as they come: memory stays about (workers + 2) windows' rows whatever the input's size.
+WINDOW_BYTES = 256 << 20
 
 
 def parse_dtype_spec(spec: str) -> np.dtype:
@@ -236,6 +240,7 @@ def to_hdf5(
     overwrite: bool = False,
     progress: bool | None = None,
     executor: cf.Executor | None = None,
+    window: int = WINDOW_BYTES,
     on_note: Callable[[str], None] | None = None,
     **loadtxt_options: Any,
 ) -> Path:
@@ -244,8 +249,15 @@ def to_hdf5(
     layout="per-file": one dataset per input, named after the file, with attributes (source path,
     size, mtime, rows, dtype, loadtxt options, ndshm version). layout="concat": dataset "data" with
     every row and dataset "index" (file, first row, rows). compression: none, gzip[:level], lzf.
-    The file appears at output only when complete. Returns output as a Path.
+    A plain input larger than `window` bytes is loaded in windows of that size (ndshm.loadtxt's
+    byte_range) appended to its dataset as they come, so that memory holds the rows of about
+    workers + 2 windows, whatever the input's size (.gz/.bz2/.xz inputs, converters, quotechar and
+    max_rows load whole). executor: a concurrent.futures executor or a dask.distributed Client
+    instead of ndshm's own process pool. The file appears at output only when complete. Returns
+    output as a Path.
     """
+    if window < 1:
+        raise ValueError(f"window must be a positive number of bytes, not {window}")
     import h5py
 
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
@@ -275,7 +287,7 @@ def to_hdf5(
     target = Path(output)
     out = _UnnamedFile(target, overwrite)
     bar = None
-    futures: list[Any] = []
+    pipeline = None
     try:
         runner = _runner(executor, workers, threads)
     except BaseException:
@@ -287,15 +299,19 @@ def to_hdf5(
 
             bar = tqdm(total=sum(sizes), unit="B", unit_scale=True, desc=target.name, file=sys.stderr)
             rows_done, started = 0, time.perf_counter()
-        futures = [runner.submit(p.resolve(), options) for p in paths]
+        windows = [_windows(p, options, window) for p in paths]
+        jobs = ((p.resolve(), options if w is None else {**options, "byte_range": w})
+                for p, ws in zip(paths, windows, strict=True) for w in ws)  # fmt: skip
+        pipeline = _Pipeline(runner, jobs, ahead=workers + 1)
         # HDF5 2.x resolves file names to real paths, which an unnamed file has not: hand it the file.
         with out.open() as handle, h5py.File(handle, "w") as h5, ThreadPoolExecutor(cores) as compressors:
             h5.attrs["ndshm_version"] = _version()
             h5.attrs["layout"] = layout
             writer = _Writer(h5, layout, len(paths), filter_name, level, options, compressors)
             for k, (path, name) in enumerate(zip(paths, names, strict=True)):
-                loaded = runner.take(futures[k])  # in input order; later files load meanwhile
-                futures[k] = None  # the runner's reference goes; `loaded` keeps the rows
+                # in input order; later inputs (windows) load meanwhile
+                count = len(windows[k])
+                loaded = pipeline.take() if count == 1 else _Windowed(pipeline, count, path)
                 try:
                     rows = writer.add(k, path, name, loaded)
                 finally:
@@ -309,15 +325,77 @@ def to_hdf5(
             h5.flush()
         out.commit()
     except BaseException:
-        runner.cancel(f for f in futures if f is not None)
+        if pipeline is not None:
+            pipeline.cancel()
         raise
     finally:
         if bar is not None:
             bar.close()
-        futures.clear()
+        pipeline = None
         runner.close()
         out.close()
     return target
+
+
+def _windows(path: Path, options: dict, window: int) -> list[tuple[int, int] | None]:
+    """Byte ranges to load path in (ndshm.loadtxt's byte_range), or [None]: the whole file at once."""
+    size = path.stat().st_size
+    if size <= window or path.suffix in (".gz", ".bz2", ".xz") or not splittable(options):
+        return [None]
+    return [(b, b + window if b + window < size else -1) for b in range(0, size, window)]
+
+
+class _Pipeline:
+    """Loading jobs in input order, submitted at most `ahead` beyond the one being written, so that
+    loaded rows waiting for the writer are bounded."""
+
+    def __init__(self, runner, jobs: Iterable[tuple[Path, dict]], ahead: int) -> None:
+        self.runner, self.jobs, self.ahead = runner, iter(jobs), ahead
+        self.pending: deque = deque()
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self.pending) < self.ahead and (job := next(self.jobs, None)) is not None:
+            self.pending.append(self.runner.submit(*job))
+
+    def take(self) -> Loaded:
+        future = self.pending.popleft()
+        self._fill()
+        return self.runner.take(future)
+
+    def cancel(self) -> None:
+        self.runner.cancel(self.pending)
+        self.pending.clear()
+
+
+class _Windowed(Loaded):
+    """An input loaded as consecutive windows: its row count is known only at the end."""
+
+    def __init__(self, pipeline: _Pipeline, count: int, path: Path) -> None:
+        self.pipeline, self.remaining, self.path = pipeline, count - 1, path
+        self.current: Loaded | None = pipeline.take()  # the first window tells dtype and row shape
+        self.shape, self.dtype = (None, *self.current.shape[1:]), self.current.dtype
+
+    def blocks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        offset = 0
+        while self.current is not None:
+            window = self.current
+            if window.dtype != self.dtype or window.shape[1:] != self.shape[1:]:
+                raise ValueError(f"{self.path}: rows {offset}.. are {window.dtype} x {window.shape[1:]}, "
+                                 f"the first {self.dtype} x {self.shape[1:]}")  # fmt: skip
+            for start, block in window.blocks(rows):
+                yield offset + start, block
+            offset += window.shape[0]
+            window.close()
+            self.current = None
+            if self.remaining:
+                self.remaining -= 1
+                self.current = self.pipeline.take()
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None
 
 
 class _Writer:
@@ -331,15 +409,22 @@ class _Writer:
         self.offset = 0
 
     def add(self, k: int, path: Path, name: str, loaded: Loaded) -> int:
-        """Writes input k; returns its row count."""
-        rows = loaded.shape[0]
+        """Writes input k; returns its row count. An input of unknown length (loaded in windows) goes
+        to a dataset that grows as its rows come."""
+        total, tail = loaded.shape[0], loaded.shape[1:]
+        growing = total is None
         if self.layout == "per-file":
-            dataset, first = self._dataset(name, loaded.shape, loaded.dtype, resizable=False), 0
+            dataset, first = self._dataset(name, (total or 0, *tail), loaded.dtype, resizable=growing), 0
         else:
-            dataset, first = self._append(path, loaded), self.offset
+            dataset, first = self._append(path, loaded, total or 0), self.offset
+        rows = 0
         with closing(loaded.blocks(_block_rows(dataset))) as blocks:
             for start, block in blocks:
+                end = first + start + len(block)
+                if growing and dataset.shape[0] < end:
+                    dataset.resize((end, *tail))
                 _write(dataset, block, first + start, self.filter_name, self.level, self.compressors)
+                rows = start + len(block)
         if self.layout == "per-file":
             for key, value in _attributes(path, rows, loaded.dtype, self.options).items():
                 dataset.attrs[key] = value
@@ -351,10 +436,10 @@ class _Writer:
     def _dataset(self, name: str, shape: tuple, dtype: np.dtype, *, resizable: bool):
         return _create(self.h5, name, shape, dtype, self.filter_name, self.level, resizable=resizable)
 
-    def _append(self, path: Path, loaded: Loaded):
+    def _append(self, path: Path, loaded: Loaded, rows: int):
         import h5py
 
-        shape, dtype = loaded.shape, loaded.dtype
+        shape, dtype = (rows, *loaded.shape[1:]), loaded.dtype
         if self.data is None:
             self.data = self._dataset("data", (0, *shape[1:]), dtype, resizable=True)
             entry = np.dtype([("file", h5py.string_dtype()), ("first_row", "<i8"), ("rows", "<i8")])

@@ -64,6 +64,14 @@ def test_cluster_run_equals_the_local_run_byte_for_byte(client, layout, tmp_path
     assert _held(client) == {w: 0 for w in client.scheduler_info()["workers"]}  # workers let go
 
 
+def test_windows_of_a_large_input_go_through_the_cluster_too(client, tmp_path):
+    paths = _files(tmp_path, "coverage5", counts=(40_000, 5))
+    local = ndshm.to_hdf5(paths, tmp_path / "local.h5", format="coverage5", progress=False)
+    remote = ndshm.to_hdf5(paths, tmp_path / "dask.h5", format="coverage5", executor=client, window=200_000,
+                           progress=False)  # fmt: skip
+    _same_file(remote, local)
+
+
 def test_a_dask_executor_and_a_plain_executor_work_too(client, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 

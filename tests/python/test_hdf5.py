@@ -16,6 +16,7 @@ import pytest
 from leaks import broker_pids, memfd_holders, wait_exit
 
 import ndshm
+from ndshm import _core
 from ndshm.hdf5 import parse_dtype_spec
 
 SAMPLES = {
@@ -143,6 +144,55 @@ def test_refuses_to_overwrite_and_keeps_the_target_on_a_parse_error(tmp_path):
     ndshm.to_hdf5([good], target, overwrite=True, progress=False)
     with h5py.File(target) as h5:
         assert h5["good.txt"][()].tolist() == [[1.0, 2.0]]  # rows x columns, even for one row
+
+
+@pytest.mark.parametrize("layout", ["per-file", "concat"])
+@pytest.mark.parametrize("compression", [None, "gzip:1"])
+def test_large_inputs_load_in_windows_and_give_the_same_file(layout, compression, tmp_path):
+    paths = _files(tmp_path, "coverage5", counts=(40_000, 30_000, 25_000))  # the second (.gz): whole
+    options = {"format": "coverage5", "layout": layout, "compression": compression, "progress": False}
+    whole = ndshm.to_hdf5(paths, tmp_path / "whole.h5", **options)
+    split = ndshm.to_hdf5(paths, tmp_path / "split.h5", window=50_000, **options)  # 7 windows of 1 MB
+    with h5py.File(whole) as a, h5py.File(split) as b:
+        assert sorted(a) == sorted(b)
+        for name in a:
+            x, y = a[name][()], b[name][()]
+            assert x.dtype == y.dtype
+            assert x.tolist() == y.tolist() if x.dtype.hasobject else x.tobytes() == y.tobytes()
+            assert dict(a[name].attrs).keys() == dict(b[name].attrs).keys()
+    if layout == "per-file":
+        with h5py.File(split) as h5:
+            assert h5["part0.coverage5"].attrs["rows"] == 40_000
+            assert h5["part0.coverage5"].maxshape == (None,)  # grown window by window
+
+
+def test_a_parse_error_in_a_later_window_names_its_line_in_the_file(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_text("".join(f"{i} 1.5\n" if i != 9000 else "9000 oops\n" for i in range(12_000)))
+    target = tmp_path / "t.h5"
+    with pytest.raises(ndshm.ParseError, match=r"big.txt:9001:6: could not convert 'oops'"):
+        ndshm.to_hdf5([path], target, window=10_000, progress=False)
+    assert not target.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["big.txt"]
+
+
+def test_memory_holds_a_few_windows_whatever_the_input_size(tmp_path, session):
+    path = tmp_path / "big.tsv"
+    path.write_text("".join(SAMPLES["coverage5"](i) for i in range(1_000_000)))  # 27 MB of text
+    rows_bytes = 1_000_000 * ndshm.PRESETS["coverage5"]["dtype"].itemsize  # 26 MB of output
+    cap = 6 << 20  # the rows of (2 workers + 2) windows of 1 MiB of text, with room to spare
+    out = tmp_path / "out.h5"
+    proc = _convert([path, "-o", out, "--format", "coverage5", "--window", "1", "--workers", "2", "--quiet"])
+    peak = 0
+    while proc.poll() is None:  # sample the shared rows in flight (segments of the run's session)
+        peak = max(peak, sum(s["size"] for s in _core.list_segments(session)))
+        try:
+            proc.wait(timeout=0.005)
+        except subprocess.TimeoutExpired:
+            pass
+    assert proc.returncode == 0
+    assert 0 < peak <= cap < rows_bytes / 4  # the input is more than 4x the cap
+    with h5py.File(out) as h5:
+        np.testing.assert_array_equal(h5["big.tsv"][()], _expected(path, "coverage5"))
 
 
 def _convert(args, **kwargs):
