@@ -109,3 +109,44 @@ def run_measured(command: list[str]) -> tuple[float, int, str]:
     if code != 0:
         raise RuntimeError(f"{command} failed with {code}")
     return elapsed, peak[0], output
+
+
+def two_coverage_inputs(data: Path, size_mb: int) -> list[str]:
+    """The 1 GB five-column file of bench_loadtxt.py under two names (a hard link), for the converters."""
+    source = data / f"coverage-{size_mb * 10**6}.tsv"
+    if not source.exists():
+        raise SystemExit(f"{source} is missing: run bench/bench_loadtxt.py first")
+    second = data / "coverage-copy.tsv"
+    if not second.exists():
+        os.link(source, second)
+    return [str(source), str(second)]
+
+
+def run_table(title: str, first: str, runs: list[str], results: dict) -> list[str]:
+    """Markdown rows of time, text rate and peak memory for each named run."""
+    lines = [title, "", f"| {first} | median s | GB/s of text | peak MiB (all processes) | peak / output |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name in runs:
+        r = results[name]
+        lines.append(f"| {name} | {r['median_s']:.2f} | {r['gb_per_s']:.3f} | {r['peak_mib']:.0f} | "
+                     f"{r['peak_over_output']:.2f} |")  # fmt: skip
+    return lines
+
+
+def summary(times: list[float], peaks: list[int], text_bytes: int, output_bytes: int) -> dict:
+    """Median time, text rate and peak memory (absolute and over the output) of repeated runs."""
+    return {
+        "median_s": median(times),
+        "all_s": times,
+        "gb_per_s": text_bytes / median(times) / 1e9,
+        "peak_mib": max(peaks) / 2**20,
+        "peak_over_output": max(peaks) / output_bytes,
+    }
+
+
+def publish(name: str, script: str, argv: list[str], results: dict, lines: list[str]) -> None:
+    """Prints the table and saves it with the results and the command that made them."""
+    table = "\n".join(lines)
+    print(table)
+    folder = save(name, f"python bench/{script} " + " ".join(argv), results, table)
+    print(f"\nsaved in {folder}")

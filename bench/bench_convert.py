@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 import ndshm
-from _common import median, run_measured, save
+from _common import median, publish, run_measured, run_table, summary, two_coverage_inputs
 from ndshm import hdf5
 
 HERE = Path(__file__).resolve().parent
@@ -57,13 +57,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("/tmp/ndshm-bench"))
     parser.add_argument("--size-mb", type=int, default=1000)
     args = parser.parse_args()
-    source = args.data / f"coverage-{args.size_mb * 10**6}.tsv"
-    if not source.exists():
-        raise SystemExit(f"{source} is missing: run bench/bench_loadtxt.py first")
-    second = args.data / "coverage-copy.tsv"
-    if not second.exists():
-        os.link(source, second)
-    inputs = [str(source), str(second)]
+    inputs = two_coverage_inputs(args.data, args.size_mb)
+    source = Path(inputs[0])
     text_bytes = 2 * source.stat().st_size
     out = args.data / "out.h5"
     runs = {
@@ -85,33 +80,20 @@ def main() -> None:
             peaks.append(peak)
         with h5py.File(out) as h5:
             output_bytes = sum(h5[k].nbytes for k in h5)
-        results[name] = {
-            "median_s": median(times),
-            "gb_per_s": text_bytes / median(times) / 1e9,
-            "peak_mib": max(peaks) / 2**20,
-            "peak_over_output": max(peaks) / output_bytes,
-        }
+        results[name] = summary(times, peaks, text_bytes, output_bytes)
     out.unlink(missing_ok=True)
     base = results["baseline (np.loadtxt + stdlib shm + h5py)"]["median_s"]
     results["speedup"] = base / results["ndshm convert"]["median_s"]
     results["compression"] = bench_compression(source, args.reps, args.data)
 
-    lines = [f"## 2 x {source.stat().st_size / 1e9:.2f} GB five-column files -> one HDF5 file", "",
-             "| workflow | median s | GB/s of text | peak MiB (all processes) | peak / output |",
-             "|---|---|---|---|---|"]  # fmt: skip
-    for name in runs:
-        r = results[name]
-        lines.append(f"| {name} | {r['median_s']:.2f} | {r['gb_per_s']:.3f} | {r['peak_mib']:.0f} | "
-                     f"{r['peak_over_output']:.2f} |")  # fmt: skip
+    title = f"## 2 x {source.stat().st_size / 1e9:.2f} GB five-column files -> one HDF5 file"
+    lines = run_table(title, "workflow", list(runs), results)
     c = results["compression"]
     lines += ["", f"ndshm convert vs baseline: {results['speedup']:.1f}x", "",
               f"## gzip level 1 write of {c['bytes'] / 2**20:.0f} MiB (1 MiB chunks)", "",
               f"h5py's filter {c['h5py_gzip1_s']:.2f} s, ndshm parallel chunks {c['ndshm_gzip1_s']:.2f} s: "
               f"{c['speedup']:.2f}x"]  # fmt: skip
-    table = "\n".join(lines)
-    print(table)
-    folder = save("convert", "python bench/bench_convert.py " + " ".join(sys.argv[1:]), results, table)
-    print(f"\nsaved in {folder}")
+    publish("convert", "bench_convert.py", sys.argv[1:], results, lines)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import h5py
 
 import ndshm
-from _common import median, run_measured, save
+from _common import publish, run_measured, run_table, summary, two_coverage_inputs
 
 RUNS = {
     "local process pool": "local",
@@ -65,13 +64,8 @@ def main() -> None:
     if args.one:
         one(args.one, str(out), args.inputs)
         return
-    source = args.data / f"coverage-{args.size_mb * 10**6}.tsv"
-    if not source.exists():
-        raise SystemExit(f"{source} is missing: run bench/bench_loadtxt.py first")
-    second = args.data / "coverage-copy.tsv"
-    if not second.exists():
-        os.link(source, second)
-    inputs = [str(source), str(second)]
+    inputs = two_coverage_inputs(args.data, args.size_mb)
+    source = Path(inputs[0])
     text_bytes = 2 * source.stat().st_size
     results: dict = {"text_bytes": text_bytes}
     samples: dict[str, dict[str, list]] = {name: {"s": [], "peak": []} for name in RUNS}
@@ -85,30 +79,16 @@ def main() -> None:
         output_bytes = sum(h5[k].nbytes for k in h5)
     out.unlink()
     for name, got in samples.items():
-        results[name] = {
-            "median_s": median(got["s"]),
-            "all_s": got["s"],
-            "gb_per_s": text_bytes / median(got["s"]) / 1e9,
-            "peak_mib": max(got["peak"]) / 2**20,
-            "peak_over_output": max(got["peak"]) / output_bytes,
-        }
+        results[name] = summary(got["s"], got["peak"], text_bytes, output_bytes)
     local, dask = results["local process pool"], results["Dask LocalCluster, 2 workers x 1 thread"]
     results["time_ratio"] = dask["median_s"] / local["median_s"]
     results["peak_ratio"] = dask["peak_mib"] / local["peak_mib"]
 
-    lines = [f"## 2 x {source.stat().st_size / 1e9:.2f} GB five-column files -> one HDF5 file, 2 cores", "",
-             "| run | median s (to_hdf5 call) | GB/s of text | peak MiB (all processes) | peak / output |",
-             "|---|---|---|---|---|"]  # fmt: skip
-    for name in RUNS:
-        r = results[name]
-        lines.append(f"| {name} | {r['median_s']:.2f} | {r['gb_per_s']:.3f} | {r['peak_mib']:.0f} | "
-                     f"{r['peak_over_output']:.2f} |")  # fmt: skip
+    title = f"## 2 x {source.stat().st_size / 1e9:.2f} GB five-column files -> one HDF5 file, 2 cores"
+    lines = run_table(title, "run (time: the to_hdf5 call)", list(RUNS), results)
     lines += ["", f"Dask / local: time {results['time_ratio']:.2f}x (target <= 1.5x), "
               f"peak memory {results['peak_ratio']:.2f}x (target <= 1.3x)"]  # fmt: skip
-    table = "\n".join(lines)
-    print(table)
-    folder = save("dask", "python bench/bench_dask.py " + " ".join(sys.argv[1:]), results, table)
-    print(f"\nsaved in {folder}")
+    publish("dask", "bench_dask.py", sys.argv[1:], results, lines)
 
 
 if __name__ == "__main__":
