@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=256,
         metavar="MIB",
         help="load plain inputs larger than this in windows of this many MiB of text, appended as they "
-        "come: memory holds about workers + 2 windows whatever the input's size (default: 256)",
+        "come: memory holds about workers + 1 windows whatever the input's size (default: 256)",
     )
     cv.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     cv.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -199,6 +199,7 @@ class DaskRunner:
         client.register_plugin(SharedResults())
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
         self.workers_per_host = dict(Counter(w["host"] for w in workers))
+        self.slots = max(1, sum(w.get("nthreads", 1) for w in workers))  # tasks that run at once
         self.here = node_id()
         self.jobs: dict[Any, tuple[Path, dict]] = {}
 

@@ -35,7 +35,7 @@ __all__ = ["parse_dtype_spec", "to_hdf5"]
 CHUNK_BYTES = 1 << 20  # 1 MiB chunks: HDF5's advice is 10 KiB-1 MiB; larger chunks compress faster
 BLOCK_BYTES = 32 << 20  # rows fetched from another node come in pieces of about this size
 # A plain input larger than this is loaded in windows of this many bytes of text, appended to its dataset
-# as they come: memory stays about (workers + 2) windows' rows whatever the input's size.
+# as they come: memory stays about (workers + 1) windows' rows whatever the input's size.
 WINDOW_BYTES = 256 << 20
 
 
@@ -145,6 +145,7 @@ class _ProcessRunner:
 
     def __init__(self, executor: cf.Executor | None, workers: int) -> None:
         self.own = executor is None
+        self.slots = workers  # loads that run at once
         if executor is None:
             # forkserver: workers do not inherit this process's threads or open HDF5 state. The fork
             # server and the workers die with this process, whatever kills it (see _forkserver_guard).
@@ -251,7 +252,7 @@ def to_hdf5(
     every row and dataset "index" (file, first row, rows). compression: none, gzip[:level], lzf.
     A plain input larger than `window` bytes is loaded in windows of that size (ndshm.loadtxt's
     byte_range) appended to its dataset as they come, so that memory holds the rows of about
-    workers + 2 windows, whatever the input's size (.gz/.bz2/.xz inputs, converters, quotechar and
+    workers + 1 windows, whatever the input's size (.gz/.bz2/.xz inputs, converters, quotechar and
     max_rows load whole). executor: a concurrent.futures executor or a dask.distributed Client
     instead of ndshm's own process pool. The file appears at output only when complete. Returns
     output as a Path.
@@ -302,7 +303,9 @@ def to_hdf5(
         windows = [_windows(p, options, window) for p in paths]
         jobs = ((p.resolve(), options if w is None else {**options, "byte_range": w})
                 for p, ws in zip(paths, windows, strict=True) for w in ws)  # fmt: skip
-        pipeline = _Pipeline(runner, jobs, ahead=workers + 1)
+        # as many loads as run at once: one more held a finished window in a Dask worker (bench_dask.py:
+        # peak 979-996 MiB against 808), and did not make the local pool faster
+        pipeline = _Pipeline(runner, jobs, ahead=runner.slots)
         # HDF5 2.x resolves file names to real paths, which an unnamed file has not: hand it the file.
         with out.open() as handle, h5py.File(handle, "w") as h5, ThreadPoolExecutor(cores) as compressors:
             h5.attrs["ndshm_version"] = _version()
@@ -346,7 +349,7 @@ def _windows(path: Path, options: dict, window: int) -> list[tuple[int, int] | N
 
 
 class _Pipeline:
-    """Loading jobs in input order, submitted at most `ahead` beyond the one being written, so that
+    """Loading jobs in input order, at most `ahead` submitted beyond the one being written, so that
     loaded rows waiting for the writer are bounded."""
 
     def __init__(self, runner, jobs: Iterable[tuple[Path, dict]], ahead: int) -> None:

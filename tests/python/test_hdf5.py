@@ -179,7 +179,7 @@ def test_memory_holds_a_few_windows_whatever_the_input_size(tmp_path, session):
     path = tmp_path / "big.tsv"
     path.write_text("".join(SAMPLES["coverage5"](i) for i in range(1_000_000)))  # 27 MB of text
     rows_bytes = 1_000_000 * ndshm.PRESETS["coverage5"]["dtype"].itemsize  # 26 MB of output
-    cap = 6 << 20  # the rows of (2 workers + 2) windows of 1 MiB of text, with room to spare
+    cap = 6 << 20  # the rows of (2 workers + 1) windows of 1 MiB of text, with room to spare
     out = tmp_path / "out.h5"
     proc = _convert([path, "-o", out, "--format", "coverage5", "--window", "1", "--workers", "2", "--quiet"])
     peak = 0
