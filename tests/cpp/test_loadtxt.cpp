@@ -264,3 +264,38 @@ TEST(loadtxt, corrupt_and_truncated_gzip_are_errors) {
   }
   std::remove(gz.c_str());
 }
+
+// Counting rows a 64-byte block at a time (delimited text without comments or quotes) must agree with
+// the row-by-row scan, which a quote character forces, on texts full of empty lines and CRs.
+TEST(loadtxt, counting_lines_in_blocks_agrees_with_the_row_scan) {
+  std::uint64_t state = 7;
+  auto next = [&state] { return state = state * 6364136223846793005ULL + 1442695040888963407ULL; };
+  const std::vector<std::string> pieces = {"1\t2", "", "\r", "33\t4", "5", "\r\r", " ", "#x"};
+  for (int i = 0; i < 3000; ++i) {
+    std::string text;
+    auto lines = next() % 60;
+    for (std::uint64_t k = 0; k < lines; ++k) {
+      text += pieces[next() % (i % 2 == 0 ? pieces.size() : pieces.size() - 1)]; // odd: no comments
+      text += next() % 3 == 0 ? "\r\n" : "\n";
+    }
+    if (next() % 2 == 0 && !text.empty())
+      text.pop_back();
+    for (unsigned threads : {1u, 3u}) {
+      text_format fast;
+      fast.delimiter = '\t';
+      fast.threads = threads;
+      text_format scan = fast;
+      scan.quote = '"'; // no '"' in the text: same rows, counted one by one
+      auto source = text_source::borrow(text, "mem");
+      auto a = plan_rows(source, fast);
+      auto b = plan_rows(source, scan);
+      ASSERT_EQ(a.rows, b.rows) << i;
+      ASSERT_EQ(a.lines, b.lines) << i;
+      ASSERT_EQ(a.chunks.size(), b.chunks.size());
+      for (std::size_t c = 0; c < a.chunks.size(); ++c)
+        ASSERT_TRUE(a.chunks[c].rows == b.chunks[c].rows && a.chunks[c].first_line == b.chunks[c].first_line &&
+                    a.chunks[c].end == b.chunks[c].end)
+            << i;
+    }
+  }
+}
