@@ -199,12 +199,21 @@ std::string shorten(std::string_view text) {
 /// The common case in one pass, converting while scanning: no quotes, every column in order. False
 /// when anything is off (the general path then parses the row again and words the error).
 bool parse_simple_row(const row &r, char delimiter, char comment, std::span<const field_spec> fields,
-                      std::byte *dest, const char *limit) noexcept {
+                      std::span<const char> wide, std::byte *dest, const char *limit) noexcept {
   const char *p = r.begin;
   const char *const end = r.end;
   const std::size_t n = fields.size();
   auto separator = [delimiter](char c) { return delimiter != 0 ? c == delimiter : is_space(c); };
   auto find_separator = [&](const char *s) {
+#if defined(__SSE2__)
+    if (delimiter != 0 && limit - s >= 16) { // 16 bytes at once: the delimiter or the comment character
+      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s));
+      __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(delimiter)), _mm_cmpeq_epi8(v, _mm_set1_epi8(comment)));
+      auto mask = static_cast<unsigned>(_mm_movemask_epi8(hit));
+      if (mask != 0 || end - s <= 16)
+        return std::min(mask != 0 ? s + std::countr_zero(mask) : end, end);
+    }
+#endif
     while (s < end && !separator(*s) && *s != comment)
       ++s;
     return s;
@@ -248,6 +257,16 @@ bool parse_simple_row(const row &r, char delimiter, char comment, std::span<cons
       auto length = static_cast<std::size_t>(stop - p);
       if (length > field.size || (stop < end && *stop == comment))
         return false;
+#if defined(__SSE2__)
+      if (wide[f] != 0 && limit - p >= 16) { // 16 bytes stored, the text's then zeros (see wide_stores)
+        static constexpr char index[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+        __m128i keep = _mm_cmplt_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i *>(index)),
+                                      _mm_set1_epi8(static_cast<char>(length)));
+        __m128i text = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
+        _mm_storeu_si128(reinterpret_cast<__m128i *>(dest + field.offset), _mm_and_si128(text, keep));
+        break;
+      }
+#endif
       std::memcpy(dest + field.offset, p, length);
       std::memset(dest + field.offset + length, 0, field.size - length);
       break;
@@ -329,6 +348,23 @@ std::optional<std::uint64_t> count_plain_lines(const text_format &format, const 
   if (line_start_return) // the range ends with a line of just "\r"
     return std::nullopt;
   return count + (end[-1] != '\n' ? 1 : 0);
+}
+
+/// Which bytes fields may be stored as 16 bytes (their text, then zeros): those of at most 16 bytes
+/// whose 16 bytes stay within the row and cover only fields stored after them (which overwrite them).
+std::vector<char> wide_stores(std::span<const field_spec> fields, std::uint64_t row_stride) {
+  std::vector<char> wide(fields.size(), 0);
+  for (std::size_t f = 0; f < fields.size(); ++f) {
+    const auto &field = fields[f];
+    if (field.kind != field_kind::bytes || field.size > 16 || field.offset + 16 > row_stride)
+      continue;
+    bool clear = true;
+    for (std::size_t g = 0; g < f; ++g) // fields stored before f must not lie in its extra bytes
+      clear = clear && (fields[g].offset + fields[g].size <= field.offset + field.size ||
+                        fields[g].offset >= field.offset + 16);
+    wide[f] = clear ? 1 : 0;
+  }
+  return wide;
 }
 
 template <class Fn> void run_parallel(std::size_t n, Fn &&fn) {
@@ -432,6 +468,7 @@ void parse_rows(const text_source &source, const text_format &format, const text
                                 " columns for " + std::to_string(fields.size()) + " fields");
 
   const bool simple = format.quote == 0 && !select && !fields.empty();
+  const std::vector<char> wide = wide_stores(fields, row_stride);
   // '\n' never occurs inside a row: a safe stand-in when there is no comment character.
   const char comment = format.comment.empty() ? '\n' : format.comment[0];
   std::atomic<bool> out_of_memory{false};
@@ -458,7 +495,7 @@ void parse_rows(const text_source &source, const text_format &format, const text
       std::byte *dest = out + index * row_stride;
       if (simple) {
         row r = scan.read_line(q, stop);
-        if (!scan.blank(r) && parse_simple_row(r, format.delimiter, comment, fields, dest, base + text.size())) {
+        if (!scan.blank(r) && parse_simple_row(r, format.delimiter, comment, fields, wide, dest, base + text.size())) {
           q = r.next;
           ++index;
           ++line;
