@@ -191,9 +191,14 @@ def loadtxt(
     job = None
     if byte_range is not None:
         begin, end = (operator.index(x) for x in byte_range)
-        if not (fast and isinstance(fname, (str, os.PathLike)) and not quote and max_rows is None):
-            raise ValueError("byte_range needs a file path and ndshm's own parser: no converters, quotechar "
-                             "or max_rows, one-character comments, numbers and bytes fields")  # fmt: skip
+        if begin < 0:
+            raise ValueError(f"byte_range begins at {begin}: give a byte offset from 0 on")
+        path = os.fspath(fname) if isinstance(fname, (str, os.PathLike)) else None
+        plain = isinstance(path, str) and not path.endswith((".gz", ".bz2", ".xz"))
+        if not (fast and plain and not quote and max_rows is None):
+            raise ValueError("byte_range needs an uncompressed file's path and ndshm's own parser: no "
+                             "converters, quotechar or max_rows, one-character comments, numbers and bytes "
+                             "fields")  # fmt: skip
         skip = int(skiprows) if begin <= 0 else max(0, int(skiprows) - _lines_before(fname, begin, skiprows))
         grammar = (delimiter_char, comment, quote, skip, -1, columns, truncate,
                    0 if threads is None else int(threads))  # fmt: skip

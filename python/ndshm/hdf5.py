@@ -376,14 +376,18 @@ class _Windowed(Loaded):
 
     def __init__(self, pipeline: _Pipeline, count: int, path: Path) -> None:
         self.pipeline, self.remaining, self.path = pipeline, count - 1, path
-        self.current: Loaded | None = pipeline.take()  # the first window tells dtype and row shape
+        self.current: Loaded | None = pipeline.take()  # the first window with rows tells their shape
+        while self.current.shape[0] == 0 and self.remaining:  # (an empty one says (0, 1), as numpy)
+            self.current.close()
+            self.remaining -= 1
+            self.current = pipeline.take()
         self.shape, self.dtype = (None, *self.current.shape[1:]), self.current.dtype
 
     def blocks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
         offset = 0
         while self.current is not None:
             window = self.current
-            if window.dtype != self.dtype or window.shape[1:] != self.shape[1:]:
+            if window.shape[0] and (window.dtype != self.dtype or window.shape[1:] != self.shape[1:]):
                 raise ValueError(f"{self.path}: rows {offset}.. are {window.dtype} x {window.shape[1:]}, "
                                  f"the first {self.dtype} x {self.shape[1:]}")  # fmt: skip
             for start, block in window.blocks(rows):
@@ -501,13 +505,21 @@ def _block_rows(dataset) -> int:
 
 
 def _write(dataset, array: np.ndarray, start: int, filter_name, level, pool: ThreadPoolExecutor) -> None:
+    """Rows at start. gzip: whole chunks compressed on all cores; rows before the first chunk boundary
+    (a window that ends mid-chunk) and after the last one go through HDF5's own filter."""
     if not len(array):
         return
-    rows = dataset.chunks[0] if dataset.chunks else None
-    if filter_name == "gzip" and start % rows == 0:
-        whole = len(array) - len(array) % rows if start + len(array) < dataset.shape[0] else len(array)
-        _write_gzip_chunks(dataset, array[:whole], start, level, pool)
-        if whole < len(array):
-            dataset[start + whole : start + len(array)] = array[whole:]
+    if filter_name != "gzip":
+        dataset[start : start + len(array)] = array
         return
-    dataset[start : start + len(array)] = array
+    rows = dataset.chunks[0]
+    head = min(len(array), -start % rows)
+    if head:
+        dataset[start : start + head] = array[:head]
+    start, rest = start + head, array[head:]
+    end = start + len(rest)
+    whole = len(rest) if end >= dataset.shape[0] else len(rest) - len(rest) % rows
+    if whole:
+        _write_gzip_chunks(dataset, rest[:whole], start, level, pool)
+    if whole < len(rest):
+        dataset[start + whole : end] = rest[whole:]

@@ -166,6 +166,17 @@ def test_large_inputs_load_in_windows_and_give_the_same_file(layout, compression
             assert h5["part0.coverage5"].maxshape == (None,)  # grown window by window
 
 
+def test_windows_without_rows_are_skipped(tmp_path):
+    path = tmp_path / "gaps.txt"
+    rows = [f"{i} {i + 1} {i + 2}" for i in range(30)]
+    path.write_text("\n".join(["# header"] * 5 + rows[:10] + ["#" + "x" * 200] + rows[10:]) + "\n")
+    for window, skiprows in ((40, 0), (50, 3), (3, 0), (50, 12)):  # a comment, skipped lines, tiny windows
+        out = ndshm.to_hdf5([path], tmp_path / f"w{window}-{skiprows}.h5", window=window, skiprows=skiprows,
+                            progress=False)  # fmt: skip
+        with h5py.File(out) as h5:
+            np.testing.assert_array_equal(h5["gaps.txt"][()], np.loadtxt(path, skiprows=skiprows, ndmin=2))
+
+
 def test_a_parse_error_in_a_later_window_names_its_line_in_the_file(tmp_path):
     path = tmp_path / "big.txt"
     path.write_text("".join(f"{i} 1.5\n" if i != 9000 else "9000 oops\n" for i in range(12_000)))

@@ -284,3 +284,9 @@ def test_byte_range_errors_name_the_line_in_the_whole_file(tmp_path):
             ndshm.loadtxt(path, byte_range=(0, 10), **bad)
     with pytest.raises(ValueError, match="byte_range needs"):
         ndshm.loadtxt(io.StringIO("1\n"), byte_range=(0, 10))
+    packed = tmp_path / "bad.txt.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(ValueError, match="byte_range needs an uncompressed"):
+        ndshm.loadtxt(packed, byte_range=(0, 10))
+    with pytest.raises(ValueError, match="byte offset from 0"):
+        ndshm.loadtxt(path, byte_range=(-5, 10))
