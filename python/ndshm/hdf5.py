@@ -314,7 +314,15 @@ def to_hdf5(
             for k, (path, name) in enumerate(zip(paths, names, strict=True)):
                 # in input order; later inputs (windows) load meanwhile
                 count = len(windows[k])
-                loaded = pipeline.take() if count == 1 else _Windowed(pipeline, count, path)
+                shown = [0]  # bytes of this input already shown on the bar
+
+                def advance(nbytes: int, shown=shown, total=sizes[k]) -> None:  # after each window
+                    if bar is not None:
+                        nbytes = min(nbytes, total - shown[0])
+                        shown[0] += nbytes
+                        bar.update(nbytes)
+
+                loaded = pipeline.take() if count == 1 else _Windowed(pipeline, count, path, advance)
                 try:
                     rows = writer.add(k, path, name, loaded)
                 finally:
@@ -324,7 +332,7 @@ def to_hdf5(
                     rows_done += rows
                     rate = rows_done / max(time.perf_counter() - started, 1e-9)
                     bar.set_postfix_str(f"{rows_done:,} rows, {rate / 1e6:.2f} M rows/s", refresh=False)
-                    bar.update(sizes[k])
+                    bar.update(sizes[k] - shown[0])
             h5.flush()
         out.commit()
     except BaseException:
@@ -374,8 +382,9 @@ class _Pipeline:
 class _Windowed(Loaded):
     """An input loaded as consecutive windows: its row count is known only at the end."""
 
-    def __init__(self, pipeline: _Pipeline, count: int, path: Path) -> None:
-        self.pipeline, self.remaining, self.path = pipeline, count - 1, path
+    def __init__(self, pipeline: _Pipeline, count: int, path: Path, advance: Callable[[int], None]) -> None:
+        self.pipeline, self.remaining, self.path, self.advance = pipeline, count - 1, path, advance
+        self.window = path.stat().st_size // count  # bytes of text per window, for the progress bar
         self.current: Loaded | None = pipeline.take()  # the first window with rows tells their shape
         while self.current.shape[0] == 0 and self.remaining:  # (an empty one says (0, 1), as numpy)
             self.current.close()
@@ -394,6 +403,7 @@ class _Windowed(Loaded):
                 yield offset + start, block
             offset += window.shape[0]
             window.close()
+            self.advance(self.window)
             self.current = None
             if self.remaining:
                 self.remaining -= 1

@@ -312,7 +312,7 @@ struct text_blocks::state {
           }
         }
         block.assign(carry.begin(), carry.end());
-        std::size_t cut = 0;
+        std::size_t cut = 0, searched = carry.size(); // the carried part holds no newline
         for (;;) {
           std::size_t filled = block.size(), target = std::max(filled, carry.size()) + block_bytes;
           block.resize(target);
@@ -322,12 +322,12 @@ struct text_blocks::state {
             end = n == 0;
           }
           block.resize(filled);
-          std::string_view text(block.data(), block.size());
-          auto newline = text.rfind('\n');
+          auto newline = std::string_view(block.data(), block.size()).substr(searched).rfind('\n');
           if (end || newline != std::string_view::npos) {
-            cut = end ? block.size() : newline + 1;
+            cut = end ? block.size() : searched + newline + 1;
             break;
-          } // else a line longer than a block: read on
+          } // else a line longer than a block: read on, looking only at what comes next
+          searched = block.size();
         }
         carry.assign(block.begin() + static_cast<std::ptrdiff_t>(cut), block.end());
         block.resize(cut);

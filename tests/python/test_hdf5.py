@@ -318,22 +318,25 @@ def test_progress_bar_on_a_terminal_only(tmp_path, session):
     quiet = subprocess.run([*command, "--format", "coverage5"], capture_output=True, text=True)
     assert quiet.returncode == 0 and quiet.stderr == ""
     # A terminal (80 columns, as a real one has): one bar with bytes, rate, rows/s and ETA.
-    primary, secondary = _terminal()
-    proc = subprocess.Popen([*command, "--format", "coverage5", "--overwrite"], stderr=secondary)
-    os.close(secondary)
-    chunks = []
-    while True:
-        try:
-            data = os.read(primary, 65536)
-        except OSError:  # EIO: the other side closed
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(primary)
-    assert proc.wait(timeout=120) == 0
-    shown = b"".join(chunks).decode(errors="replace")
-    assert "p.h5" in shown and "100%" in shown and "B/s" in shown and "rows/s" in shown
+    for window in ("256", "0.3"):  # whole inputs, then windows of 0.3 MiB: the bar ends at 100% either way
+        primary, secondary = _terminal()
+        proc = subprocess.Popen([*command, "--format", "coverage5", "--overwrite", "--window", window],
+                                stderr=secondary)  # fmt: skip
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                data = os.read(primary, 65536)
+            except OSError:  # EIO: the other side closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(primary)
+        assert proc.wait(timeout=120) == 0
+        shown = b"".join(chunks).decode(errors="replace")
+        assert "p.h5" in shown and "100%" in shown and "B/s" in shown and "rows/s" in shown
+        assert "101%" not in shown
     # --quiet on a terminal: nothing.
     primary, secondary = _terminal()
     proc = subprocess.Popen([*command, "--format", "coverage5", "--overwrite", "--quiet"], stderr=secondary)
