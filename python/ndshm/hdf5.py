@@ -401,6 +401,7 @@ class _Windowed(Loaded):
                                  f"the first {self.dtype} x {self.shape[1:]}")  # fmt: skip
             for start, block in window.blocks(rows):
                 yield offset + start, block
+            block = None  # this frame's last reference to the window's rows: they go before the next load
             offset += window.shape[0]
             window.close()
             self.advance(self.window)
@@ -442,6 +443,7 @@ class _Writer:
                     dataset.resize((end, *tail))
                 _write(dataset, block, first + start, self.filter_name, self.level, self.compressors)
                 rows = start + len(block)
+                del block  # a window's rows may go before the next window is taken
         if self.layout == "per-file":
             for key, value in _attributes(path, rows, loaded.dtype, self.options).items():
                 dataset.attrs[key] = value
