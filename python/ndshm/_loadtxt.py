@@ -116,15 +116,17 @@ def _ensure_ndmin(arr: np.ndarray, ndmin: int) -> np.ndarray:
 
 
 def _own_parser(dtype, comments, delimiter, converters, skiprows, usecols, max_rows, quotechar, like):
-    """(delimiter, comment, quote, columns) for ndshm's parser, or None when numpy's must do the job."""
+    """(delimiter, comment, quote, columns, fields) for ndshm's parser, or None when numpy's must do
+    the job."""
     delimiter_char = _one_char(delimiter)
     comment = _comment(comments)
     quote = _one_char(quotechar)
     columns = _usecols(usecols)
+    fields = _fields(np.dtype(dtype))
     fast = (
         converters is None
         and like is None
-        and _fields(np.dtype(dtype)) is not None
+        and fields is not None
         and delimiter_char is not None
         and comment is not None
         and quote is not None
@@ -135,7 +137,7 @@ def _own_parser(dtype, comments, delimiter, converters, skiprows, usecols, max_r
         and skiprows >= 0
         and (max_rows is None or max_rows >= 0)
     )
-    return (delimiter_char, comment, quote, columns) if fast else None
+    return (delimiter_char, comment, quote, columns, fields) if fast else None
 
 
 def splittable(options: dict) -> bool:
@@ -184,10 +186,9 @@ def loadtxt(
     if ndmin not in (0, 1, 2):
         raise ValueError(f"Illegal value of ndmin keyword: {ndmin}")
     dtype = np.dtype(dtype)
-    fields = _fields(dtype)
     parts = _own_parser(dtype, comments, delimiter, converters, skiprows, usecols, max_rows, quotechar, like)
     fast = parts is not None
-    delimiter_char, comment, quote, columns = parts or (None, None, None, None)
+    delimiter_char, comment, quote, columns, fields = parts or (None,) * 5
     job = None
     if byte_range is not None:
         begin, end = (operator.index(x) for x in byte_range)

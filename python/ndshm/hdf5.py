@@ -303,8 +303,9 @@ def to_hdf5(
         windows = [_windows(p, options, window) for p in paths]
         jobs = ((p.resolve(), options if w is None else {**options, "byte_range": w})
                 for p, ws in zip(paths, windows, strict=True) for w in ws)  # fmt: skip
-        # as many loads as run at once: one more held a finished window in a Dask worker (bench_dask.py:
-        # peak 979-996 MiB against 808), and did not make the local pool faster
+        # as many loads as run at once: one more held a finished window in a Dask worker and did not make
+        # the local pool faster (two runs each of `bench/bench_dask.py --one dask|local`: Dask peak
+        # 979-996 MiB with one more, 808 without; local 11.5-13.0 s either way)
         pipeline = _Pipeline(runner, jobs, ahead=runner.slots)
         # HDF5 2.x resolves file names to real paths, which an unnamed file has not: hand it the file.
         with out.open() as handle, h5py.File(handle, "w") as h5, ThreadPoolExecutor(cores) as compressors:
