@@ -182,8 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument(
         "--compression",
         default="none",
-        metavar="none|gzip[:LEVEL]|lzf",
-        help="chunk compression; gzip chunks are compressed on all cores (default: none)",
+        metavar="none|gzip[:LEVEL]|lzf|zstd[:LEVEL]|blosc[:CODEC[:LEVEL]]",
+        help="chunk compression; gzip chunks are compressed on all cores; zstd and blosc need hdf5plugin "
+        "(pip install 'ndshm[compress]'), also to read the file (default: none)",
     )
     cv.add_argument(
         "--layout",

@@ -77,15 +77,45 @@ def _load(path: str, options: dict) -> np.ndarray:
     return loadtxt(path, ndmin=1 if structured else 2, **options)
 
 
-def _compression(spec: str | None) -> tuple[str | None, int | None]:
+BLOSC_CODECS = ("blosclz", "lz4", "lz4hc", "zlib", "zstd")
+
+
+def _compression(spec: str | None) -> tuple[str | None, Any]:
+    """(filter, its settings) from none, gzip[:0-9], lzf, zstd[:1-22] or blosc[:codec[:0-9]]."""
     if spec in (None, "none"):
         return None, None
     name, _, level = spec.partition(":")
-    if name == "gzip":
-        return "gzip", int(level) if level else 4
-    if name == "lzf" and not level:
-        return "lzf", None
-    raise ValueError(f"compression {spec!r} is not supported: use none, gzip[:0-9] or lzf")
+    try:
+        if name == "gzip" and (not level or 0 <= int(level) <= 9):
+            return "gzip", int(level) if level else 4
+        if name == "lzf" and not level:
+            return "lzf", None
+        if name == "zstd" and (not level or 1 <= int(level) <= 22):
+            settings: Any = int(level) if level else 3
+        elif name == "blosc":
+            codec, _, clevel = level.partition(":")
+            settings = (codec or "lz4", int(clevel) if clevel else 5)
+            if settings[0] not in BLOSC_CODECS or not 0 <= settings[1] <= 9:
+                raise ValueError
+        else:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"compression {spec!r} is not supported: use none, gzip[:0-9], lzf, zstd[:1-22] "
+                         f"or blosc[:{'|'.join(BLOSC_CODECS)}[:0-9]]") from None  # fmt: skip
+    _plugin_filter(name, settings)  # hdf5plugin present: say so now, before any work
+    return name, settings
+
+
+def _plugin_filter(name: str, settings: Any) -> dict[str, Any]:
+    """h5py dataset keywords for a filter that hdf5plugin registers (readers import hdf5plugin too)."""
+    try:
+        import hdf5plugin
+    except ImportError:
+        raise ValueError(f"compression {name} needs hdf5plugin: pip install 'ndshm[compress]'") from None
+    if name == "zstd":
+        return dict(hdf5plugin.Zstd(clevel=settings))
+    codec, level = settings
+    return dict(hdf5plugin.Blosc(cname=codec, clevel=level, shuffle=hdf5plugin.Blosc.SHUFFLE))
 
 
 def _write_gzip_chunks(dataset, array: np.ndarray, start: int, level: int, pool: ThreadPoolExecutor) -> None:
@@ -249,7 +279,9 @@ def to_hdf5(
 
     layout="per-file": one dataset per input, named after the file, with attributes (source path,
     size, mtime, rows, dtype, loadtxt options, ndshm version). layout="concat": dataset "data" with
-    every row and dataset "index" (file, first row, rows). compression: none, gzip[:level], lzf.
+    every row and dataset "index" (file, first row, rows). compression: none, gzip[:level] (chunks
+    compressed on all cores), lzf, zstd[:level] or blosc[:codec[:level]] (HDF5's filter pipeline,
+    through hdf5plugin, which readers import too).
     A plain input larger than `window` bytes is loaded in windows of that size (ndshm.loadtxt's
     byte_range) appended to its dataset as they come, so that memory holds the rows of about
     workers + 1 windows, whatever the input's size (.gz/.bz2/.xz inputs, converters, quotechar and
@@ -505,6 +537,8 @@ def _create(h5, name: str, shape: tuple, dtype: np.dtype, filter_name, level, *,
         kwargs.update(compression="gzip", compression_opts=level)
     elif filter_name == "lzf":
         kwargs.update(compression="lzf")
+    elif filter_name is not None:
+        kwargs.update(_plugin_filter(filter_name, level))
     return h5.create_dataset(name, shape, dtype, **kwargs)
 
 
