@@ -140,13 +140,23 @@ def _own_parser(dtype, comments, delimiter, converters, skiprows, usecols, max_r
     return (delimiter_char, comment, quote, columns, fields) if fast else None
 
 
-def splittable(options: dict) -> bool:
-    """Whether loadtxt(path, byte_range=..., **options) can read a plain file in ranges."""
+COMPRESSED = (".gz", ".bz2", ".xz")  # suffixes of inputs that are decompressed first
+
+
+def _ranges_work(fname: Any, parts: tuple | None, max_rows: int | None) -> bool:
+    """Whether byte ranges can be read: an uncompressed file's path, ndshm's parser, no quoting (a
+    quoted field may hold a newline) and no max_rows (which counts over the whole file)."""
+    plain = isinstance(fname, (str, os.PathLike)) and not os.fspath(fname).endswith(COMPRESSED)
+    return plain and parts is not None and not parts[2] and max_rows is None
+
+
+def splittable(fname: Any, options: dict) -> bool:
+    """Whether loadtxt(fname, byte_range=..., **options) can read fname in ranges."""
     get = options.get
     parts = _own_parser(get("dtype", float), get("comments", "#"), get("delimiter"), get("converters"),
                         get("skiprows", 0), get("usecols"), get("max_rows"), get("quotechar"),
                         get("like"))  # fmt: skip
-    return parts is not None and not parts[2] and get("max_rows") is None
+    return _ranges_work(fname, parts, get("max_rows"))
 
 
 def loadtxt(
@@ -194,21 +204,20 @@ def loadtxt(
         begin, end = (operator.index(x) for x in byte_range)
         if begin < 0:
             raise ValueError(f"byte_range begins at {begin}: give a byte offset from 0 on")
-        path = os.fspath(fname) if isinstance(fname, (str, os.PathLike)) else None
-        plain = isinstance(path, str) and not path.endswith((".gz", ".bz2", ".xz"))
-        if not (fast and plain and not quote and max_rows is None):
+        if not _ranges_work(fname, parts, max_rows):
             raise ValueError("byte_range needs an uncompressed file's path and ndshm's own parser: no "
                              "converters, quotechar or max_rows, one-character comments, numbers and bytes "
                              "fields")  # fmt: skip
-        skip = int(skiprows) if begin <= 0 else max(0, int(skiprows) - _lines_before(fname, begin, skiprows))
-        grammar = (delimiter_char, comment, quote, skip, -1, columns, truncate,
-                   0 if threads is None else int(threads))  # fmt: skip
-        job = _core.TextJob.open(os.fspath(fname), *grammar, begin, end if end >= 0 else 2**64 - 1)
-    elif fast:
+        # skiprows counts from the top of the file: only lines before the range can use some up
+        skiprows = skiprows if begin == 0 else max(0, skiprows - _lines_before(fname, begin, skiprows))
+    if fast:
         grammar = (delimiter_char, comment, quote, int(skiprows),
                    -1 if max_rows is None else int(max_rows), columns, truncate,
                    0 if threads is None else int(threads))  # fmt: skip
-        job = _job(fname, grammar)
+        if byte_range is None:
+            job = _job(fname, grammar)
+        else:
+            job = _core.TextJob.open(os.fspath(fname), *grammar, begin, end if end >= 0 else 2**64 - 1)
     if job is None:
         return _numpy_fallback(
             fname, dtype, comments, delimiter, converters, skiprows, usecols, unpack, ndmin,

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _forkserver_guard as guard
 from ._forkserver_guard import die_with_parent
-from ._loadtxt import loadtxt, splittable
+from ._loadtxt import COMPRESSED, loadtxt, splittable
 from .presets import PRESETS
 
 __all__ = ["parse_dtype_spec", "to_hdf5"]
@@ -57,7 +57,7 @@ def _dataset_names(paths: Sequence[Path]) -> tuple[list[str], list[str]]:
     names, notes, seen = [], [], set()
     for path in paths:
         base = path.name
-        for suffix in (".gz", ".bz2", ".xz"):
+        for suffix in COMPRESSED:
             base = base.removesuffix(suffix)
         base = re.sub(r"[^A-Za-z0-9_.-]", "_", base) or "data"
         name, k = base, 2
@@ -355,7 +355,7 @@ def to_hdf5(
                         shown[0] += nbytes
                         bar.update(nbytes)
 
-                loaded = pipeline.take() if count == 1 else _Windowed(pipeline, count, path, advance)
+                loaded = pipeline.take() if count == 1 else _Windowed(pipeline, count, window, path, advance)
                 try:
                     rows = writer.add(k, path, name, loaded)
                 finally:
@@ -375,7 +375,6 @@ def to_hdf5(
     finally:
         if bar is not None:
             bar.close()
-        pipeline = None
         runner.close()
         out.close()
     return target
@@ -384,7 +383,7 @@ def to_hdf5(
 def _windows(path: Path, options: dict, window: int) -> list[tuple[int, int] | None]:
     """Byte ranges to load path in (ndshm.loadtxt's byte_range), or [None]: the whole file at once."""
     size = path.stat().st_size
-    if size <= window or path.suffix in (".gz", ".bz2", ".xz") or not splittable(options):
+    if size <= window or not splittable(path, options):
         return [None]
     return [(b, b + window if b + window < size else -1) for b in range(0, size, window)]
 
@@ -415,9 +414,10 @@ class _Pipeline:
 class _Windowed(Loaded):
     """An input loaded as consecutive windows: its row count is known only at the end."""
 
-    def __init__(self, pipeline: _Pipeline, count: int, path: Path, advance: Callable[[int], None]) -> None:
+    def __init__(self, pipeline: _Pipeline, count: int, window: int, path: Path,
+                 advance: Callable[[int], None]) -> None:  # fmt: skip
         self.pipeline, self.remaining, self.path, self.advance = pipeline, count - 1, path, advance
-        self.window = path.stat().st_size // count  # bytes of text per window, for the progress bar
+        self.window = window  # bytes of text per window, for the progress bar
         self.current: Loaded | None = pipeline.take()  # the first window with rows tells their shape
         while self.current.shape[0] == 0 and self.remaining:  # (an empty one says (0, 1), as numpy)
             self.current.close()
