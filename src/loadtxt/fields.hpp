@@ -39,8 +39,8 @@ template <class T> void store(std::byte *out, T value, bool swap) noexcept {
 
 // Eight characters at a time ("SWAR": SIMD within a register). Digit runs of unknown length cost one
 // mispredicted branch per character loop exit; these read 8 bytes, find the run's length with bit
-// arithmetic and convert up to 8 digits with three multiplications. Callers guarantee 16 readable
-// bytes from the number's first character (the text goes on past the field: no page boundary issue).
+// arithmetic and convert up to 8 digits with three multiplications. Callers guarantee the bytes read
+// are readable (the text goes on past the field: no page boundary issue).
 static_assert(std::endian::native == std::endian::little, "the SWAR digit code assumes little endian");
 
 /// Bytes p[0..8) minus '0' each: digit values where the bytes are digits.
@@ -140,33 +140,27 @@ static_assert(std::endian::native == std::endian::little, "the SWAR digit code a
   return p;
 }
 
-/// scan_short_decimal for the common shapes (digits, '.', digits; no exponent), with 8-byte steps when
-/// [p, limit) holds 32 bytes; anything else goes to scan_short_decimal. The number must end by e.
-[[nodiscard]] inline const char *scan_decimal(const char *p, const char *e, const char *limit,
-                                              double &value) noexcept {
+/// The common shape of a decimal at p, 8 digits at a time: [sign] digits [. digits] with 1 to 15 digits
+/// (exact in a double, and 10^m too, so one division rounds correctly: Python's float()). Returns the
+/// byte after it, or nullptr for any other shape (the general parser decides). Reads up to 34 bytes.
+[[nodiscard]] inline const char *scan_plain_decimal(const char *p, double &value) noexcept {
   static constexpr double powers[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
   static constexpr std::uint64_t scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
                                             1000000000, 10000000000, 100000000000, 1000000000000,
                                             10000000000000, 100000000000000, 1000000000000000};
-  if (limit - p < 34)
-    return scan_short_decimal(p, e, value);
-  const char *q = p + (*p == '-' || *p == '+');
+  const bool negative = *p == '-';
+  const char *q = p + (negative || *p == '+');
   std::uint64_t whole = 0, fraction = 0;
   unsigned n = scan_digits(q, whole), m = 0;
-  if (n > 15)
-    return scan_short_decimal(p, e, value);
   q += n;
   if (*q == '.') {
     m = scan_digits(q + 1, fraction);
-    if (m > 15)
-      return scan_short_decimal(p, e, value);
     q += 1 + m;
   }
-  if (n + m == 0 || n + m > 15 || *q == 'e' || *q == 'E' || q > e)
-    return scan_short_decimal(p, e, value);
-  // n + m <= 15 digits: exact in a double, and 10^m <= 10^15 is exact too: one correctly rounded division
+  if (n + m - 1 >= 15) // no digit, or more than 15
+    return nullptr;
   double magnitude = static_cast<double>(whole * scale[m] + fraction) / powers[m];
-  value = *p == '-' ? -magnitude : magnitude;
+  value = negative ? -magnitude : magnitude;
   return q;
 }
 
@@ -198,17 +192,13 @@ static_assert(std::endian::native == std::endian::little, "the SWAR digit code a
   return p == start ? nullptr : p;
 }
 
-/// scan_integer with 8-byte steps when [p, limit) holds 32 bytes (numbers of up to 15 digits).
-[[nodiscard]] inline const char *scan_integer_fast(const char *p, const char *e, const char *limit, bool &negative,
-                                                   std::uint64_t &magnitude) noexcept {
-  if (limit - p < 33)
-    return scan_integer(p, e, negative, magnitude);
+/// The common shape of an integer at p, 8 digits at a time: [sign] 1 to 15 digits. Returns the byte
+/// after it, or nullptr for any other shape (scan_integer decides). Reads up to 17 bytes.
+[[nodiscard]] inline const char *scan_plain_integer(const char *p, bool &negative, std::uint64_t &magnitude) noexcept {
   negative = *p == '-';
-  const char *q = p + (*p == '-' || *p == '+');
+  const char *q = p + (negative || *p == '+');
   unsigned n = scan_digits(q, magnitude);
-  if (n > 15 || q + n > e)
-    return scan_integer(p, e, negative, magnitude);
-  return n != 0 ? q + n : nullptr;
+  return n - 1 < 15 ? q + n : nullptr;
 }
 
 /// Python's float(): spaces, sign, decimal or inf/infinity/nan in any case; correctly rounded.
@@ -259,7 +249,7 @@ inline void store_bits(std::byte *out, std::uint64_t bits, std::uint32_t size, b
 [[nodiscard, gnu::always_inline]] inline bool store_integer(const field_spec &field, bool negative,
                                                           std::uint64_t magnitude, std::byte *out) noexcept {
   if (field.kind == field_kind::unsigned_int) {
-    if ((negative && magnitude != 0) || (field.size < 8 && magnitude >> (8 * field.size) != 0))
+    if (negative || (field.size < 8 && magnitude >> (8 * field.size) != 0))
       return false;
     store_bits(out, magnitude, field.size, field.big_endian);
     return true;

@@ -196,94 +196,198 @@ std::string shorten(std::string_view text) {
   return text.size() <= 60 ? std::string(text) : std::string(text.substr(0, 57)) + "...";
 }
 
-/// The common case in one pass, converting while scanning: no quotes, every column in order. False
-/// when anything is off (the general path then parses the row again and words the error).
-bool parse_simple_row(const row &r, char delimiter, char comment, std::span<const field_spec> fields,
-                      std::span<const char> wide, std::byte *dest, const char *limit) noexcept {
-  const char *p = r.begin;
-  const char *const end = r.end;
-  const std::size_t n = fields.size();
-  auto separator = [delimiter](char c) { return delimiter != 0 ? c == delimiter : is_space(c); };
-  auto find_separator = [&](const char *s) {
-#if defined(__SSE2__)
-    if (delimiter != 0 && limit - s >= 16) { // 16 bytes at once: the delimiter or the comment character
-      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s));
-      __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(delimiter)), _mm_cmpeq_epi8(v, _mm_set1_epi8(comment)));
-      auto mask = static_cast<unsigned>(_mm_movemask_epi8(hit));
-      if (mask != 0 || end - s <= 16)
-        return std::min(mask != 0 ? s + std::countr_zero(mask) : end, end);
-    }
-#endif
-    while (s < end && !separator(*s) && *s != comment)
-      ++s;
-    return s;
-  };
-  // Spaces around a number are not data; in whitespace mode they are the separator itself.
-  auto skip_spaces = [&](const char *s) {
-    while (s < end && *s != delimiter && is_space(*s))
-      ++s;
-    return s;
-  };
-  for (std::size_t f = 0; f < n; ++f) {
-    const field_spec &field = fields[f];
-    // Whitespace separates fields, or (with a delimiter) pads numbers; an S field keeps it as data.
-    if (delimiter == 0 || field.kind != field_kind::bytes)
-      p = skip_spaces(p);
-    const char *stop = nullptr;
-    switch (field.kind) {
-    case field_kind::floating: {
-      double value = 0;
-      stop = detail::scan_decimal(p, end, limit, value);
-      if (stop == nullptr || (stop < end && !separator(*stop) && !is_space(*stop))) {
-        stop = find_separator(p);
-        if (!detail::parse_double({p, static_cast<std::size_t>(stop - p)}, value))
-          return false;
-      }
-      detail::store_floating(field, value, dest + field.offset);
-      break;
-    }
-    case field_kind::signed_int:
-    case field_kind::unsigned_int:
-    case field_kind::boolean: {
-      bool negative = false;
-      std::uint64_t magnitude = 0;
-      stop = detail::scan_integer_fast(p, end, limit, negative, magnitude);
-      if (stop == nullptr || !detail::store_integer(field, negative, magnitude, dest + field.offset))
-        return false;
-      break;
-    }
-    case field_kind::bytes: {
-      stop = find_separator(p);
-      auto length = static_cast<std::size_t>(stop - p);
-      if (length > field.size || (stop < end && *stop == comment))
-        return false;
-#if defined(__SSE2__)
-      if (wide[f] != 0 && limit - p >= 16) { // 16 bytes stored, the text's then zeros (see wide_stores)
-        static constexpr char index[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-        __m128i keep = _mm_cmplt_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i *>(index)),
-                                      _mm_set1_epi8(static_cast<char>(length)));
-        __m128i text = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
-        _mm_storeu_si128(reinterpret_cast<__m128i *>(dest + field.offset), _mm_and_si128(text, keep));
-        break;
-      }
-#endif
-      std::memcpy(dest + field.offset, p, length);
-      std::memset(dest + field.offset + length, 0, field.size - length);
-      break;
-    }
-    }
-    if (field.kind != field_kind::bytes && delimiter != 0)
-      stop = skip_spaces(stop);
-    if (f + 1 < n) {
-      if (stop == end || !separator(*stop))
-        return false;
-      p = delimiter != 0 ? stop + 1 : stop;
-    } else if ((delimiter == 0 ? skip_spaces(stop) : stop) != end) {
-      return false;
-    }
+/// The common row, parsed in one pass with no per-byte loop: each column's end found by its own
+/// conversion (digits 8 at a time) or, for text, 16 bytes at a time. No quotes; columns as many as
+/// the first row's, in order (usecols pick some of them). Any other row (comments, spaces around
+/// numbers, exponents, nan, blank lines, long numbers, bad text) returns nullptr and goes to the
+/// general path, which parses it again and words any error: both give the same values.
+class row_program {
+public:
+  /// fields[f] is stored from column column_of[f] (strictly increasing); wide from wide_stores.
+  row_program(const text_format &format, std::span<const field_spec> fields, std::span<const std::size_t> column_of,
+              std::size_t columns, std::span<const char> wide)
+      : m_delimiter(format.delimiter), m_comment(format.comment.empty() ? '\n' : format.comment[0]),
+        m_steps(columns) {
+    for (std::size_t f = 0; f < fields.size(); ++f)
+      if (column_of[f] < columns) // columns is 0 when the program is not used
+        m_steps[column_of[f]] = step_for(fields[f], wide[f] != 0);
   }
-  return true;
-}
+
+  /// Parses the row at p into dest; returns the start of the next row, or nullptr (see above).
+  /// Reads at most 64 bytes past any byte it looks at; limit: the end of readable text.
+  [[nodiscard]] const char *parse(const char *p, const char *limit, std::byte *dest) const noexcept {
+    if (limit - p < 64)
+      return nullptr;
+    if (m_delimiter != 0 ? *p == '\n' || (*p == '\r' && p[1] == '\n') : (p = skip_spaces(p, limit)) == nullptr)
+      return nullptr; // a blank line (in whitespace mode, skip_spaces may run out of text)
+    bool ok = true;
+    const std::size_t last = m_steps.size() - 1;
+    for (std::size_t c = 0; c <= last; ++c) {
+      if (limit - p < 64)
+        return nullptr;
+      const step &s = m_steps[c];
+      const char *const start = p;
+      {
+        std::byte *const out = dest + s.offset;
+        switch (s.what) {
+        case how::float32:
+        case how::float64:
+        case how::floating: {
+          double value = 0;
+          p = detail::scan_plain_decimal(p, value);
+          if (p == nullptr)
+            return nullptr;
+          if (s.what == how::float32)
+            detail::store(out, static_cast<float>(value), false);
+          else if (s.what == how::float64)
+            detail::store(out, value, false);
+          else
+            detail::store_floating(*s.field, value, out);
+          break;
+        }
+        case how::int32:
+        case how::int64:
+        case how::integer: {
+          bool negative = false;
+          std::uint64_t magnitude = 0;
+          p = detail::scan_plain_integer(p, negative, magnitude);
+          if (p == nullptr)
+            return nullptr;
+          if (s.what == how::integer) {
+            ok &= detail::store_integer(*s.field, negative, magnitude, out);
+          } else { // 15 digits at most: magnitude < 2^50 fits an int64; an int32 is checked
+            ok &= s.what == how::int64 || magnitude <= 0x7FFFFFFFu + std::uint64_t{negative};
+            std::uint64_t bits = negative ? 0 - magnitude : magnitude;
+            if (s.what == how::int32)
+              detail::store(out, static_cast<std::uint32_t>(bits), false);
+            else
+              detail::store(out, bits, false);
+          }
+          break;
+        }
+        case how::text:
+          p = store_text(p, limit, *s.field, s.wide, out);
+          break;
+        case how::skip:
+          p = text_end(p, limit);
+          break;
+        }
+      }
+      if (p == nullptr)
+        return nullptr;
+      // The separator: the delimiter (or, in whitespace mode, a run of spaces) between columns, the
+      // line end after the last. In whitespace mode every column holds text.
+      if (m_delimiter != 0) {
+        if (c == last)
+          p += *p == '\r';
+        ok &= *p == (c == last ? '\n' : m_delimiter);
+        ++p;
+      } else {
+        ok &= p != start;
+        const char *after = skip_spaces(p, limit);
+        if (after == nullptr)
+          return nullptr;
+        ok &= c == last ? *after == '\n' : after != p;
+        p = after + (c == last);
+      }
+    }
+    return ok ? p : nullptr;
+  }
+
+private:
+  /// What a column becomes: little-endian 32/64-bit ints and floats have their own (the common
+  /// dtypes), other numbers go through the field's spec.
+  enum class how : std::uint8_t { skip, text, int32, int64, integer, float32, float64, floating };
+  struct step {
+    how what = how::skip; // skip: a column usecols leaves out
+    bool wide = false;
+    std::uint32_t offset = 0;
+    const field_spec *field = nullptr;
+  };
+
+  static step step_for(const field_spec &field, bool wide) {
+    step s{how::text, wide, field.offset, &field};
+    const bool native = !field.big_endian;
+    switch (field.kind) {
+    case field_kind::floating:
+      s.what = native && field.size == 4 ? how::float32 : native && field.size == 8 ? how::float64 : how::floating;
+      break;
+    case field_kind::signed_int:
+      s.what = native && field.size == 4 ? how::int32 : native && field.size == 8 ? how::int64 : how::integer;
+      break;
+    case field_kind::unsigned_int:
+    case field_kind::boolean:
+      s.what = how::integer;
+      break;
+    case field_kind::bytes:
+      break;
+    }
+    return s;
+  }
+
+  /// Where a column's text ends: at the separator, line end, carriage return or comment character,
+  /// 16 bytes at a time; nullptr when the text ends first.
+  [[nodiscard]] const char *text_end(const char *p, const char *limit) const noexcept {
+#if defined(__SSE2__)
+    for (; limit - p >= 16; p += 16) {
+      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
+      __m128i stop = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')), _mm_cmpeq_epi8(v, _mm_set1_epi8(m_comment)));
+      stop = _mm_or_si128(stop, _mm_cmpeq_epi8(v, _mm_set1_epi8('\r')));
+      if (m_delimiter != 0) {
+        stop = _mm_or_si128(stop, _mm_cmpeq_epi8(v, _mm_set1_epi8(m_delimiter)));
+      } else { // ' ' or '\t'..'\r' (is_space)
+        __m128i control = _mm_sub_epi8(v, _mm_set1_epi8('\t'));
+        stop = _mm_or_si128(stop, _mm_cmpeq_epi8(_mm_min_epu8(control, _mm_set1_epi8(4)), control));
+        stop = _mm_or_si128(stop, _mm_cmpeq_epi8(v, _mm_set1_epi8(' ')));
+      }
+      if (auto mask = static_cast<unsigned>(_mm_movemask_epi8(stop)); mask != 0)
+        return p + std::countr_zero(mask);
+    }
+    return nullptr;
+#else
+    for (; p < limit; ++p)
+      if (*p == '\n' || *p == '\r' || *p == m_comment || (m_delimiter != 0 ? *p == m_delimiter : is_space(*p)))
+        return p;
+    return nullptr;
+#endif
+  }
+
+  /// Stores an S field's text (then zeros); returns its end, or nullptr if it is too long.
+  [[nodiscard]] const char *store_text(const char *p, const char *limit, const field_spec &field, bool wide,
+                                       std::byte *out) const noexcept {
+    const char *end = text_end(p, limit);
+    if (end == nullptr)
+      return nullptr;
+    auto length = static_cast<std::size_t>(end - p);
+    if (length > field.size)
+      return nullptr;
+#if defined(__SSE2__)
+    if (wide) { // 16 bytes stored, the text's then zeros (see wide_stores)
+      static constexpr char index[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+      __m128i keep = _mm_cmplt_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i *>(index)),
+                                    _mm_set1_epi8(static_cast<char>(length)));
+      __m128i text = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
+      _mm_storeu_si128(reinterpret_cast<__m128i *>(out), _mm_and_si128(text, keep));
+      return end;
+    }
+#endif
+    std::memcpy(out, p, length);
+    std::memset(out + length, 0, field.size - length);
+    return end;
+  }
+
+  /// Past the spaces at p (whitespace mode: ' ' and '\t'..'\r' except '\n'); nullptr when the text ends.
+  [[nodiscard]] static const char *skip_spaces(const char *p, const char *limit) noexcept {
+    for (; p < limit; ++p)
+      if (!is_space(*p))
+        return p;
+    return nullptr;
+  }
+
+  char m_delimiter;
+  char m_comment;
+  std::vector<step> m_steps; // one per column
+};
 
 /// 64 bytes at p as two bit masks: where '\n' and where '\r' stand.
 inline void line_masks(const char *p, std::uint64_t &newlines, std::uint64_t &returns) noexcept {
@@ -467,10 +571,21 @@ void parse_rows(const text_source &source, const text_format &format, const text
     throw std::invalid_argument("ndshm: usecols names " + std::to_string(format.usecols.size()) +
                                 " columns for " + std::to_string(fields.size()) + " fields");
 
-  const bool simple = format.quote == 0 && !select && !fields.empty();
+  // The fast path (row_program) takes rows of as many columns as the first, usecols resolved once
+  // (in increasing order; else every row takes the general path).
+  const std::size_t columns = select ? plan.columns : fields.size();
+  std::vector<std::size_t> column_of(fields.size());
+  bool simple = format.quote == 0 && !fields.empty() && columns != 0;
+  for (std::size_t f = 0; f < fields.size() && simple; ++f) {
+    std::int64_t c = select ? format.usecols[f] : static_cast<std::int64_t>(f);
+    c += c < 0 ? static_cast<std::int64_t>(columns) : 0;
+    simple = c >= 0 && c < static_cast<std::int64_t>(columns) &&
+             (f == 0 || static_cast<std::size_t>(c) > column_of[f - 1]);
+    column_of[f] = static_cast<std::size_t>(c);
+  }
   const std::vector<char> wide = wide_stores(fields, row_stride);
-  // '\n' never occurs inside a row: a safe stand-in when there is no comment character.
-  const char comment = format.comment.empty() ? '\n' : format.comment[0];
+  const row_program program(format, fields, column_of, simple ? columns : 0, wide);
+  const char *const limit = base + text.size();
   std::atomic<bool> out_of_memory{false};
   run_parallel(plan.chunks.size(), [&](std::size_t i) {
     const auto &chunk = plan.chunks[i];
@@ -494,9 +609,8 @@ void parse_rows(const text_source &source, const text_format &format, const text
     while (q < stop && index < chunk.first_row + chunk.rows) {
       std::byte *dest = out + index * row_stride;
       if (simple) {
-        row r = scan.read_line(q, stop);
-        if (!scan.blank(r) && parse_simple_row(r, format.delimiter, comment, fields, wide, dest, base + text.size())) {
-          q = r.next;
+        if (const char *next = program.parse(q, limit, dest); next != nullptr) {
+          q = next;
           ++index;
           ++line;
           continue;

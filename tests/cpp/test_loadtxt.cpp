@@ -49,19 +49,26 @@ TEST(fields, swar_scanners_agree_with_the_plain_ones) {
     const char *p = buffer.data();
     const char *e = p + c.size();
     const char *limit = buffer.data() + buffer.size();
+    // The fast scanners take a number that is the whole field, or leave it to the careful ones.
+    const bool digits_only = c.find_first_not_of("0123456789.+-") == std::string::npos;
     double a = 0, b = 0;
     const char *plain = detail::scan_short_decimal(p, e, a);
-    const char *fast = detail::scan_decimal(p, e, limit, b);
-    ASSERT_EQ(plain, fast) << c;
-    if (plain != nullptr)
+    const char *fast = detail::scan_plain_decimal(p, b);
+    if (fast == e) {
+      ASSERT_EQ(plain, e) << c;
       ASSERT_EQ(std::bit_cast<std::uint64_t>(a), std::bit_cast<std::uint64_t>(b)) << c;
+    }
+    auto significant = std::count_if(c.begin(), c.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    if (plain == e && digits_only && significant <= 15)
+      ASSERT_EQ(fast, e) << c;
     bool na = false, nb = false;
     std::uint64_t ma = 0, mb = 0;
     plain = detail::scan_integer(p, e, na, ma);
-    fast = detail::scan_integer_fast(p, e, limit, nb, mb);
-    ASSERT_EQ(plain, fast) << c;
-    if (plain != nullptr)
-      ASSERT_TRUE(na == nb && ma == mb) << c;
+    fast = detail::scan_plain_integer(p, nb, mb);
+    if (fast == e)
+      ASSERT_TRUE(plain == e && na == nb && ma == mb) << c;
+    if (plain == e && significant <= 15)
+      ASSERT_EQ(fast, e) << c;
   }
 }
 
@@ -233,7 +240,10 @@ TEST(loadtxt, gzip_blocks_give_what_the_whole_text_gives) {
             loaded got = load(format, *t, &gz, block);
             ASSERT_EQ(got.rows, want.rows) << block << " " << skiprows << " " << max_rows;
             EXPECT_EQ(got.columns, want.columns);
-            EXPECT_EQ(got.values, want.values);
+            // A failed load's array is thrown away: its values are compared only without an error.
+            auto differ = std::mismatch(got.values.begin(), got.values.end(), want.values.begin()).first;
+            EXPECT_TRUE(!want.error.empty() || differ == got.values.end()) << "value " << (differ - got.values.begin()) << ", block " << block
+                                                << ", skiprows " << skiprows << ", max_rows " << max_rows;
             EXPECT_EQ(got.error, want.error);
           }
         }

@@ -48,7 +48,7 @@ def _assert_same(expected, got):
 
 
 # ------------------------------------------------------------------ generated tables
-NUMERIC = ["<i1", "<i2", ">i4", "<i8", "<u1", "<u2", "<u4", ">u8", "<f4", ">f8", "<f8", "?"]
+NUMERIC = ["<i1", "<i2", ">i4", "<i4", "<i8", "<u1", "<u2", "<u4", ">u8", "<f4", ">f8", "<f8", "?"]
 
 
 @st.composite
@@ -61,7 +61,9 @@ def cells(draw, kind: str) -> str:
             text = "+" + text
     elif dt.kind in "iub":
         info = np.iinfo(dt) if dt.kind in "iu" else np.iinfo(np.int8)
-        text = str(draw(st.integers(int(info.min) - 2, int(info.max) + 2)))  # sometimes out of range
+        low, high = int(info.min), int(info.max)
+        edges = st.sampled_from([low - 1, low, high, high + 1, 10**15 - 1, 10**15, -(10**15)])
+        text = str(draw(st.one_of(st.integers(low - 2, high + 2), edges)))  # sometimes out of range
     else:
         text = draw(st.text(alphabet="abcdefghXYZ0123456789_.", min_size=1, max_size=dt.itemsize + 2))
     pad = draw(st.sampled_from(["", " ", "  "]))
@@ -95,6 +97,8 @@ def tables(draw):
             if draw(st.integers(0, 5)) == 0:
                 line += " # trailing comment"
             lines.append(line)
+    if draw(st.booleans()):  # 64 bytes after every row: the fast row path takes them (else the general one)
+        lines.append("# " + "x" * 80)
     text = newline.join(lines) + draw(st.sampled_from(["", newline]))
     return text, dtype, delimiter, len(kinds)
 
@@ -166,6 +170,39 @@ def test_matches_numpy_on_chosen_cases(name):
     _assert_same(expected, got)
     expected, got = _both(text.splitlines(), **options)
     _assert_same(expected, got)
+
+
+# Cells at the edges of the fast row path (8 digits at a time, at most 15) and of each type's range.
+EDGE_CELLS = [
+    "0", "-0", "+0", "+5", "-5", "7", "12345678", "123456789", "999999999999999", "1000000000000000",
+    "-999999999999999", "00000000000000012", "127", "128", "-128", "-129", "255", "256", "32767", "32768",
+    "65535", "65536", "2147483647", "2147483648", "-2147483648", "-2147483649", "4294967295", "4294967296",
+    "9223372036854775807", "9223372036854775808", "18446744073709551615", "18446744073709551616",
+    "1.5", ".5", "5.", "-.5", "+.5", ".", "-", "+", "", "1e5", "1E-5", "1.5e+3", "nan", "-inf", "Infinity",
+    "0.1", "77.84", "0.1234567890123", "0.12345678901234567", "123456789.123456", "1234567.12345678",
+    "3.4028235e38", "16777217", "0x10", "1_000", "1,5", " 5", "5 ", "\v5", "5\f", "abc", "chr1", "chrUn_KI270302v1",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("delimiter", [None, "\t", ","])
+@pytest.mark.parametrize("kind", NUMERIC + ["S4", "S16", "S20"])
+def test_fast_row_path_matches_numpy_on_edge_cells(kind, delimiter):
+    """Each edge cell in a row of its own, with 64 bytes of text after it (where the fast row path
+    runs; rows it refuses go to the general one): numpy's value or numpy's refusal, cell by cell."""
+    tail = "# " + "x" * 80 + "\n"
+    for cell in EDGE_CELLS:
+        if delimiter is None and (cell.strip() == "" or "," in cell):
+            continue
+        for line in [cell, f"{cell}{delimiter or ' '}1", f"1{delimiter or ' '}{cell}"]:
+            width = line.count(delimiter) + 1 if delimiter else len(line.split())
+            dtype = np.dtype([(f"f{i}", kind) for i in range(width)])
+            for newline in ["\n", "\r\n"]:
+                text = newline.join([line] * 3) + newline + tail
+                expected, got = _both(lambda text=text: io.StringIO(text), dtype=dtype, delimiter=delimiter)
+                try:
+                    _assert_same(expected, got)
+                except AssertionError as error:
+                    raise AssertionError(f"{kind} {delimiter!r} {text!r}: {error}") from None
 
 
 def test_paths_gzip_bz2_xz_and_binary_files(tmp_path):
