@@ -4,6 +4,8 @@
 #include <system_error>
 
 #include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/string_view.h>
@@ -33,6 +35,16 @@ struct text_job {
   ndshm::text_plan plan;
   nb::object keep; ///< the bytes object a borrowed source points into
 };
+
+/// A field as Python describes it: kind, size, offset, big_endian, type name.
+using field_tuple = std::tuple<int, std::uint32_t, std::uint32_t, bool, std::string>;
+
+std::vector<ndshm::field_spec> to_fields(const std::vector<field_tuple> &specs) {
+  std::vector<ndshm::field_spec> fields;
+  for (const auto &[kind, size, offset, big_endian, name] : specs)
+    fields.push_back({static_cast<ndshm::field_kind>(kind), size, offset, big_endian, name});
+  return fields;
+}
 
 ndshm::text_format make_format(std::string_view delimiter, std::string comment, std::string_view quote,
                                std::uint64_t skiprows, std::int64_t max_rows, std::vector<std::int64_t> usecols,
@@ -189,7 +201,9 @@ NB_MODULE(_core, m) {
               job->plan = ndshm::plan_rows(job->source, job->format);
             } else if (path.ends_with(".gz") && job->format.quote == 0) { // streamed: memory stays bounded
               job->blocks.emplace(ndshm::text_blocks::open_gzip(path));
-              job->plan = ndshm::plan_blocks(*job->blocks, job->format);
+              ndshm::text_format first = job->format;
+              first.max_rows = 0; // the first row's column count: rows are counted as they are parsed
+              job->plan = ndshm::plan_blocks(*job->blocks, first);
             } else {
               job->source = ndshm::text_source::open(path);
               job->plan = ndshm::plan_rows(job->source, job->format);
@@ -198,7 +212,8 @@ NB_MODULE(_core, m) {
           },
           "path"_a, "delimiter"_a, "comment"_a, "quote"_a, "skiprows"_a, "max_rows"_a, "usecols"_a,
           "truncate"_a, "threads"_a, "begin"_a = 0, "end"_a = UINT64_MAX, nb::rv_policy::take_ownership,
-          "Maps a file and plans its rows (a .gz file without quoting: reads it once to count them); "
+          "Maps a file and plans its rows (a .gz file without quoting: streamed, its rows counted as "
+          "parse_new parses them; rows is None until then); "
           "begin/end: only the lines that start within those bytes of a plain file.")
       .def_static(
           "from_bytes",
@@ -217,26 +232,47 @@ NB_MODULE(_core, m) {
           },
           "data"_a, "name"_a, "delimiter"_a, "comment"_a, "quote"_a, "skiprows"_a, "max_rows"_a, "usecols"_a,
           "truncate"_a, "threads"_a, nb::rv_policy::take_ownership, "Plans the rows of text held in memory.")
-      .def_prop_ro("rows", [](const text_job &job) { return job.plan.rows; })
+      .def_prop_ro("rows",
+                   [](const text_job &job) -> std::optional<std::uint64_t> {
+                     if (job.blocks)
+                       return std::nullopt;
+                     return job.plan.rows;
+                   })
+      .def_prop_ro("streamed", [](const text_job &job) { return job.blocks.has_value(); },
+                   "True for a stream parsed in one pass (parse_new), False for planned rows (parse).")
       .def_prop_ro("columns", [](const text_job &job) { return job.plan.columns; })
       .def(
           "parse",
-          [](text_job &job, const std::vector<std::tuple<int, std::uint32_t, std::uint32_t, bool, std::string>> &specs,
-             std::uintptr_t address, std::uint64_t nbytes, std::uint64_t row_stride) {
-            std::vector<ndshm::field_spec> fields;
-            for (const auto &[kind, size, offset, big_endian, name] : specs)
-              fields.push_back({static_cast<ndshm::field_kind>(kind), size, offset, big_endian, name});
+          [](text_job &job, const std::vector<field_tuple> &specs, std::uintptr_t address, std::uint64_t nbytes,
+             std::uint64_t row_stride) {
             if (job.plan.rows * row_stride > nbytes)
               throw std::invalid_argument("ndshm: output buffer too small for the rows");
-            nb::gil_scoped_release unlocked;
-            auto *out = reinterpret_cast<std::byte *>(address);
             if (job.blocks)
-              ndshm::parse_blocks(*job.blocks, job.format, job.plan, fields, out, row_stride);
-            else
-              ndshm::parse_rows(job.source, job.format, job.plan, fields, out, row_stride);
+              throw std::invalid_argument("ndshm: a streamed job is parsed with parse_new");
+            nb::gil_scoped_release unlocked;
+            ndshm::parse_rows(job.source, job.format, job.plan, to_fields(specs),
+                              reinterpret_cast<std::byte *>(address), row_stride);
           },
           "fields"_a, "address"_a, "nbytes"_a, "row_stride"_a,
-          "Parses every planned row into the buffer at address (fields: kind, size, offset, big_endian, type name).");
+          "Parses every planned row into the buffer at address (fields: kind, size, offset, big_endian, type name).")
+      .def(
+          "parse_new",
+          [](text_job &job, const std::vector<field_tuple> &specs, std::uint64_t row_stride, std::string session,
+             std::string dtype, std::string shape_tail) {
+            if (!job.blocks)
+              throw std::invalid_argument("ndshm: parse_new is for streamed jobs");
+            nb::gil_scoped_release unlocked;
+            ndshm::growing_segment segment(std::move(session));
+            auto plan = ndshm::parse_stream(*job.blocks, job.format, to_fields(specs), row_stride,
+                                            [&](std::uint64_t nbytes) { return segment.reserve(nbytes); });
+            ndshm::segment_options options;
+            options.size = plan.rows * row_stride;
+            options.meta = {std::move(dtype), "(" + std::to_string(plan.rows) + shape_tail};
+            return std::make_pair(segment.finish(options), plan.rows);
+          },
+          "fields"_a, "row_stride"_a, "session"_a, "dtype"_a, "shape_tail"_a,
+          "Parses a streamed job in one pass into a new segment that grows as rows arrive; returns (Mapping, "
+          "rows). shape_tail completes the listed shape after the row count, e.g. ', 5)' or ',)'.");
 
   m.def(
       "parse_handle",

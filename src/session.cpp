@@ -84,24 +84,50 @@ public:
         auto threads = std::clamp<std::uint64_t>(options.size / populate_per_thread, 1, cores);
         memory_populate(result->data(), options.size, static_cast<unsigned>(threads));
       }
-      std::lock_guard lock(m_mutex);
-      request message{op::create, options.named ? flag_named : 0u, options.size, name, capped(options.meta)};
-      reply answer = call(message, fd.get(), nullptr);
-      if (answer.code == status::exists) {
-        if (random)
-          continue;
-        throw segment_exists("ndshm: a segment named '" + name + "' already exists in session '" +
-                             m_session + "'");
-      }
-      expect_ok(answer, name);
-      ++m_live[name];
-      m_cache[1][name] = result;
-      result->m_registered = true; // last: if the lines above throw, ~mapping must not take our lock
-      return result;
+      if (enroll(fd.get(), result, options))
+        return result;
     }
     throw broker_error("ndshm: could not find a free segment name");
   }
 
+  /// A sealed segment this process filled itself (growing_segment), mapped at data: registered under
+  /// a new name (options.name ignored: always random), its mapping taken over.
+  std::shared_ptr<mapping> adopt(int fd, std::byte *data, const segment_options &options) {
+    std::shared_ptr<mapping> result(new mapping());
+    result->m_data = data;
+    result->m_size = options.size;
+    result->m_access = access::read_write;
+    result->m_session = m_session;
+    segment_options random = options;
+    random.name.clear();
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      result->m_name = hex_name();
+      if (enroll(fd, result, random))
+        return result;
+    }
+    throw broker_error("ndshm: could not find a free segment name");
+  }
+
+private:
+  /// Registers a new segment (fd, mapped by segment) with the broker; false if its name is taken.
+  bool enroll(int fd, const std::shared_ptr<mapping> &segment, const segment_options &options) {
+    std::lock_guard lock(m_mutex);
+    request message{op::create, options.named ? flag_named : 0u, options.size, segment->name(), capped(options.meta)};
+    reply answer = call(message, fd, nullptr);
+    if (answer.code == status::exists) {
+      if (options.name.empty())
+        return false;
+      throw segment_exists("ndshm: a segment named '" + segment->name() + "' already exists in session '" +
+                           m_session + "'");
+    }
+    expect_ok(answer, segment->name());
+    ++m_live[segment->name()];
+    m_cache[1][segment->name()] = segment;
+    segment->m_registered = true; // last: if the lines above throw, ~mapping must not take our lock
+    return true;
+  }
+
+public:
   std::shared_ptr<mapping> attach(std::string_view name, access mode, bool redeem) {
     std::shared_ptr<mapping> cached; // released after the lock: its destructor takes the lock
     std::lock_guard lock(m_mutex);
@@ -378,6 +404,38 @@ std::shared_ptr<mapping> create_segment(const segment_options &options) {
   if (!options.name.empty())
     detail::check_name("segment", options.name);
   return detail::client_for(options.session).create(options);
+}
+
+growing_segment::growing_segment(std::string session)
+    : m_session(session.empty() ? default_session() : std::move(session)) {
+  detail::check_name("session", m_session);
+  m_fd = detail::memory_create_growable("ndshm:" + m_session + ":growing").release();
+}
+
+growing_segment::~growing_segment() {
+  if (m_data != nullptr)
+    detail::memory_unmap(m_data, m_capacity);
+  if (m_fd >= 0)
+    ::close(m_fd);
+}
+
+std::byte *growing_segment::reserve(std::uint64_t nbytes) {
+  if (nbytes > m_capacity || m_data == nullptr) {
+    std::uint64_t capacity = std::max({nbytes, m_capacity + m_capacity / 2, std::uint64_t{64} << 20});
+    m_data = static_cast<std::byte *>(detail::memory_resize(m_fd, m_data, m_capacity, capacity));
+    m_capacity = capacity;
+  }
+  return m_data;
+}
+
+std::shared_ptr<mapping> growing_segment::finish(const segment_options &options) {
+  if (options.size > m_capacity && options.size != 0)
+    throw std::invalid_argument("ndshm: a growing segment finished past what was reserved");
+  std::byte *data = reserve(0);
+  data = static_cast<std::byte *>(detail::memory_resize(m_fd, data, m_capacity, options.size));
+  m_data = nullptr; // from here the mapping is the adopting mapping's (unmapped by it, even on error)
+  detail::memory_seal(m_fd);
+  return detail::client_for(m_session).adopt(m_fd, data, options);
 }
 
 std::shared_ptr<mapping> attach_segment(std::string_view session, std::string_view name, access mode,

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <stdexcept>
@@ -61,7 +62,7 @@ struct text_format {
 };
 
 /// A gzip file read as blocks of whole lines, so that memory stays bounded whatever its size (the
-/// loader reads it twice: once to count the rows, once to parse them into an array of that size).
+/// loader parses it in one pass into memory that grows: parse_stream).
 class text_blocks {
 public:
   /// Opens (maps) a gzip file, concatenated members included; blocks of about block_bytes.
@@ -116,12 +117,14 @@ public:
 void parse_rows(const text_source &source, const text_format &format, const text_plan &plan,
                 std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride);
 
-/// plan_rows over every block of a stream (no quotes: a row is a line): rows, columns and lines.
+/// plan_rows over every block of a stream (no quotes: a row is a line): rows, columns and lines. With
+/// format.max_rows 0 it reads only up to the first row (its column count).
 [[nodiscard]] text_plan plan_blocks(text_blocks &blocks, const text_format &format);
 
-/// parse_rows over every block of a stream, reading it again; plan is plan_blocks' result. Throws
-/// std::runtime_error if the stream does not hold plan.rows rows this time.
-void parse_blocks(text_blocks &blocks, const text_format &format, const text_plan &plan,
-                  std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride);
+/// Parses a stream in one pass: each block is planned, then parsed into room the caller grows.
+/// room(nbytes) returns the output's first byte with at least nbytes usable (it may move from call
+/// to call; the rows already parsed move with it). Returns rows, columns and lines as plan_blocks does.
+text_plan parse_stream(text_blocks &blocks, const text_format &format, std::span<const field_spec> fields,
+                       std::uint64_t row_stride, const std::function<std::byte *(std::uint64_t)> &room);
 
 } // namespace ndshm

@@ -54,6 +54,31 @@ void set_broker_path(std::string path);
 /// Creates, sizes (pages reserved up front: std::bad_alloc when memory is short) and maps a segment.
 [[nodiscard]] std::shared_ptr<mapping> create_segment(const segment_options &options);
 
+/// A segment filled before its size is known (a compressed stream parsed in one pass). It grows as data
+/// arrives (pages are allocated when first touched) and stays private to this process, unknown to any
+/// broker (if the process dies, the kernel frees it), until finish() seals it at its final size and
+/// registers it as create_segment does. Dropped unfinished, it is simply freed.
+class growing_segment {
+public:
+  explicit growing_segment(std::string session = {});
+  growing_segment(const growing_segment &) = delete;
+  growing_segment &operator=(const growing_segment &) = delete;
+  ~growing_segment();
+
+  /// Room for at least nbytes (capacity grows geometrically); returns the first byte, which may move
+  /// from call to call (the data stays). Throws std::bad_alloc when memory is short.
+  std::byte *reserve(std::uint64_t nbytes);
+  /// Seals the first options.size bytes (at most what was reserved) and registers them under a new
+  /// name (options.name, .named and .populate are ignored). The segment is then like any other.
+  [[nodiscard]] std::shared_ptr<mapping> finish(const segment_options &options);
+
+private:
+  std::string m_session;
+  int m_fd = -1;
+  std::byte *m_data = nullptr;
+  std::uint64_t m_capacity = 0;
+};
+
 /// Maps an existing segment. redeem: this attach consumes one ticket issued by issue_ticket().
 /// Throws segment_not_found when the broker does not know the name.
 [[nodiscard]] std::shared_ptr<mapping> attach_segment(std::string_view session, std::string_view name,

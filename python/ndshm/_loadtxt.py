@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._array import _new
+from ._array import _descr, _new
 
 __all__ = ["loadtxt"]
 
@@ -225,36 +225,46 @@ def loadtxt(
         )  # fmt: skip
 
     structured = dtype.names is not None
+    # A streamed job (.gz) knows its first row's columns now and its row count once parsed.
+    has_rows = (job.columns and max_rows != 0) if job.streamed else job.rows
     if structured:
         width = len(fields)
         if columns:
             if len(columns) != width:
                 raise ValueError(f"usecols names {len(columns)} columns but the dtype requires {width}")
-        elif job.rows and job.columns != width:
+        elif has_rows and job.columns != width:
             raise _core.ParseError(
                 f"the dtype passed requires {width} columns but {job.columns} were found in the first row; "
                 "use `usecols` to select a subset"
             )
-        shape: tuple[int, ...] = (job.rows,)
+        shape: tuple[int, ...] = (job.rows or 0,)
         row_fields = fields
     else:
-        width = len(columns) if columns else (job.columns if job.rows else 1)  # numpy: 1 when empty
-        shape = (job.rows, width)
+        width = len(columns) if columns else (job.columns if has_rows else 1)  # numpy: 1 when empty
+        shape = (job.rows or 0, width)
         step = dtype.itemsize
         row_fields = [
             (k, size, i * step, big, name) for i in range(width) for k, size, _, big, name in fields
         ]
-    out = _new(shape, dtype, shared=shared, populate=False)  # each parsing thread touches its rows
+    row_stride = dtype.itemsize * (1 if structured else width)
+    out = None
     try:
-        row_stride = dtype.itemsize * (1 if structured else width)
-        job.parse(row_fields, out.__array_interface__["data"][0], out.nbytes, row_stride)
+        if job.streamed:  # one pass into a segment that grows; on error, nothing is left of it
+            listed = "".join(f", {n}" for n in shape[1:]) + ("," if len(shape) == 1 else "") + ")"
+            mapping, rows = job.parse_new(row_fields, row_stride, "", _descr(dtype), listed)
+            out = np.ndarray((rows, *shape[1:]), dtype, buffer=mapping)
+            if not shared:
+                out = np.array(out)  # ordinary memory: one copy, the segment then goes
+        else:
+            out = _new(shape, dtype, shared=shared, populate=False)  # each parsing thread touches its rows
+            job.parse(row_fields, out.__array_interface__["data"][0], out.nbytes, row_stride)
     except _core.ParseError as error:
-        del out  # a failed load leaves no segment behind
+        out = None  # a failed load leaves no segment behind
         if byte_range is None or begin == 0:
             raise
         raise _in_whole_file(error, os.fspath(fname), begin) from None
     except BaseException:
-        del out
+        out = None
         raise
     del job
     arr = _ensure_ndmin(out, ndmin)

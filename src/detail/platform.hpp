@@ -42,6 +42,15 @@ private:
 /// page is allocated now; without, the creator must prefault every page (memory_prefault) before
 /// anyone else maps it. Throws std::bad_alloc when memory is short, std::system_error otherwise.
 [[nodiscard]] unique_fd memory_create(const std::string &label, std::uint64_t nbytes, bool reserve = true);
+/// Seals fd's size (memory_create does so): no process can shrink it under another's mapping.
+void memory_seal(int fd);
+/// Anonymous memory that grows (memory_resize) until memory_seal fixes its size: for data whose size
+/// is known only once written. Mode 0600, nothing allocated.
+[[nodiscard]] unique_fd memory_create_growable(const std::string &label);
+/// Resizes unsealed fd to nbytes (pages allocated only when touched) and its writable mapping at
+/// address (old_bytes long; nullptr: not mapped yet) to match. Returns the mapping's address, which
+/// may move (the data stays). Throws std::bad_alloc when memory is short.
+[[nodiscard]] void *memory_resize(int fd, void *address, std::uint64_t old_bytes, std::uint64_t nbytes);
 /// Size in bytes of a memory descriptor.
 [[nodiscard]] std::uint64_t memory_size(int fd);
 /// Maps nbytes (rounded up to pages, at least one page) of fd; throws std::system_error.

@@ -91,10 +91,39 @@ unique_fd memory_create(const std::string &label, std::uint64_t nbytes, bool res
       throw std::bad_alloc();
     throw_errno("fallocate");
   }
-  // Sealed size: no process can shrink the segment under another's mapping (which would SIGBUS).
-  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
-    throw_errno("fcntl(F_ADD_SEALS)");
+  memory_seal(fd.get());
   return fd;
+}
+
+void memory_seal(int fd) {
+  // Sealed size: no process can shrink the segment under another's mapping (which would SIGBUS).
+  if (::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+    throw_errno("fcntl(F_ADD_SEALS)");
+}
+
+unique_fd memory_create_growable(const std::string &label) {
+  unique_fd fd(::memfd_create(label.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd)
+    throw_errno("memfd_create");
+  ::fchmod(fd.get(), 0600);
+  return fd;
+}
+
+void *memory_resize(int fd, void *address, std::uint64_t old_bytes, std::uint64_t nbytes) {
+  std::uint64_t before = page_round(old_bytes == 0 ? 1 : old_bytes), after = page_round(nbytes == 0 ? 1 : nbytes);
+  if (after > before && after - before >= (std::uint64_t{64} << 20) && after - before > available_memory())
+    throw std::bad_alloc();
+  if (after < before && address != nullptr) // the mapping first: no mapped page lies past the end
+    address = ::mremap(address, before, after, 0);
+  if (::ftruncate(fd, static_cast<off_t>(after)) != 0)
+    throw_errno("ftruncate");
+  if (address == nullptr)
+    return memory_map(fd, after, true);
+  if (after > before)
+    address = ::mremap(address, before, after, MREMAP_MAYMOVE);
+  if (address == MAP_FAILED)
+    throw std::bad_alloc();
+  return address;
 }
 
 std::uint64_t memory_size(int fd) {

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <bit>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -717,17 +718,13 @@ text_plan plan_blocks(text_blocks &blocks, const text_format &format) {
   return for_each_block(blocks, format, [](auto &&...) {});
 }
 
-void parse_blocks(text_blocks &blocks, const text_format &format, const text_plan &plan,
-                  std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride) {
-  auto changed = [&] { return std::runtime_error("ndshm: " + blocks.name() + " changed while it was read"); };
-  text_plan seen = for_each_block(blocks, format, [&](const text_source &source, const text_format &part,
-                                                      const text_plan &block, std::uint64_t first_row) {
-    if (first_row + block.rows > plan.rows)
-      throw changed();
+text_plan parse_stream(text_blocks &blocks, const text_format &format, std::span<const field_spec> fields,
+                       std::uint64_t row_stride, const std::function<std::byte *(std::uint64_t)> &room) {
+  return for_each_block(blocks, format, [&](const text_source &source, const text_format &part,
+                                            const text_plan &block, std::uint64_t first_row) {
+    std::byte *out = room((first_row + block.rows) * row_stride);
     parse_rows(source, part, block, fields, out + first_row * row_stride, row_stride);
   });
-  if (seen.rows != plan.rows)
-    throw changed();
 }
 
 } // namespace ndshm
