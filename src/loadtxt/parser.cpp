@@ -27,6 +27,15 @@ namespace {
 
 using detail::is_space;
 
+// The hot loops, compiled twice: for x86-64-v3 (AVX2, BMI2, POPCNT: Haswell and later) and for the
+// baseline; the loader picks one when the library loads (GCC/Clang target_clones, an ifunc).
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__)
+#define NDSHM_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define NDSHM_CLONES
+#endif
+
 // Below this, starting threads costs more than it saves.
 constexpr std::size_t bytes_per_thread = 1 << 20;
 
@@ -390,35 +399,40 @@ private:
   std::vector<step> m_steps; // one per column
 };
 
-/// 64 bytes at p as two bit masks: where '\n' and where '\r' stand.
-inline void line_masks(const char *p, std::uint64_t &newlines, std::uint64_t &returns) noexcept {
+/// 64 bytes at p as bit masks: where '\n', '\r' and the comment character stand ('\n' for none: no marks).
+inline void line_masks(const char *p, char comment, std::uint64_t &newlines, std::uint64_t &returns,
+                       std::uint64_t &marks) noexcept {
+  newlines = returns = marks = 0;
 #if defined(__SSE2__)
-  newlines = returns = 0;
   for (int k = 0; k < 4; ++k) {
     __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + 16 * k));
     auto nl = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))));
     auto cr = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))));
+    auto mark = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(comment))));
     newlines |= std::uint64_t{nl} << (16 * k);
     returns |= std::uint64_t{cr} << (16 * k);
+    marks |= std::uint64_t{mark} << (16 * k);
   }
 #else
-  newlines = returns = 0;
   for (int k = 0; k < 64; ++k) {
     newlines |= std::uint64_t{p[k] == '\n'} << k;
     returns |= std::uint64_t{p[k] == '\r'} << k;
+    marks |= std::uint64_t{p[k] == comment} << k;
   }
 #endif
+  if (comment == '\n')
+    marks = 0;
 }
 
 /// The number of lines in [p, end) when each of them is certainly a row (an explicit delimiter, no
 /// quoting, no comment character and no empty line in the range); else nothing. One pass at memory
 /// speed instead of a scan row by row.
-std::optional<std::uint64_t> count_plain_lines(const text_format &format, const char *p, const char *end) {
+NDSHM_CLONES std::optional<std::uint64_t> count_plain_lines(const text_format &format, const char *p, const char *end) {
   auto size = static_cast<std::size_t>(end - p);
   if (format.delimiter == 0 || format.quote != 0 || size == 0)
     return std::nullopt;
-  if (!format.comment.empty() && std::memchr(p, format.comment[0], size) != nullptr)
-    return std::nullopt;
+  // '\n' never stands inside a line: a stand-in when there is no comment character.
+  const char comment = format.comment.empty() ? '\n' : format.comment[0];
   // An empty line: '\n' or "\r\n" right after the start or after a '\n' (a line of just "\r" is
   // empty too: its '\r' is cut as part of a CRLF).
   std::uint64_t count = 0;
@@ -426,8 +440,10 @@ std::optional<std::uint64_t> count_plain_lines(const text_format &format, const 
   std::uint64_t pending_return = 0; // a line start whose first byte was '\r' at the end of a block
   const char *q = p;
   for (; end - q >= 64; q += 64) {
-    std::uint64_t nl = 0, cr = 0;
-    line_masks(q, nl, cr);
+    std::uint64_t nl = 0, cr = 0, marks = 0;
+    line_masks(q, comment, nl, cr, marks);
+    if (marks != 0)
+      return std::nullopt;
     std::uint64_t starts = (nl << 1) | after_newline;        // bytes that start a line
     std::uint64_t empty = starts & nl;                         // "\n" at a line start
     std::uint64_t cr_start = starts & cr;                      // "\r" at a line start...
@@ -442,6 +458,8 @@ std::optional<std::uint64_t> count_plain_lines(const text_format &format, const 
   // The tail, a byte at a time.
   bool line_start = after_newline != 0, line_start_return = pending_return != 0;
   for (; q < end; ++q) {
+    if (*q == comment && comment != '\n')
+      return std::nullopt;
     if (*q == '\n') {
       if (line_start || line_start_return)
         return std::nullopt;
