@@ -608,11 +608,11 @@ void parse_rows(const text_source &source, const text_format &format, const text
   std::atomic<bool> out_of_memory{false};
   run_parallel(plan.chunks.size(), [&](std::size_t i) {
     const auto &chunk = plan.chunks[i];
-    // Each thread allocates and maps its own rows' pages first: page faults run on every core at once.
-    if (!detail::memory_prefault(out + chunk.first_row * row_stride, chunk.rows * row_stride)) {
-      out_of_memory = true;
-      return;
-    }
+    // Each thread allocates and maps its own rows' pages, a window ahead of its parsing: page faults
+    // run on every core at once, and the zeroed lines are still in cache when the rows are written.
+    const std::uint64_t last_row = chunk.first_row + chunk.rows;
+    const std::uint64_t window = std::max<std::uint64_t>(1, (std::uint64_t{1} << 20) / std::max<std::uint64_t>(row_stride, 1));
+    std::uint64_t mapped = chunk.first_row; // rows [first_row, mapped) have their pages
     const char *q = base + chunk.begin;
     const char *stop = base + chunk.end;
     std::uint64_t line = chunk.first_line;
@@ -625,7 +625,15 @@ void parse_rows(const text_source &source, const text_format &format, const text
       std::string where = source.name() + ":" + std::to_string(line) + (column ? ":" + std::to_string(column) : "");
       errors[i].emplace(source.name(), line, column, shorten(found), expected, where + ": " + what);
     };
-    while (q < stop && index < chunk.first_row + chunk.rows) {
+    while (q < stop && index < last_row) {
+      if (index >= mapped) {
+        std::uint64_t upto = std::min(last_row, mapped + window);
+        if (!detail::memory_prefault(out + mapped * row_stride, (upto - mapped) * row_stride)) {
+          out_of_memory = true;
+          return;
+        }
+        mapped = upto;
+      }
       std::byte *dest = out + index * row_stride;
       if (simple) {
         if (const char *next = program.parse(q, limit, dest); next != nullptr) {

@@ -171,8 +171,9 @@ std::shared_ptr<std::vector<char>> gunzip(const std::string &path, std::string_v
   return out;
 }
 
-/// A file mapped read-only (empty files map to nothing); populate: its pages mapped now.
-std::pair<std::shared_ptr<void>, std::string_view> map_file(const std::string &path, bool populate = true) {
+/// A file mapped read-only (empty files map to nothing). Pages are mapped as the parsing threads
+/// first read them (the kernel maps 64 KiB around each fault): in parallel, and only the pages read.
+std::pair<std::shared_ptr<void>, std::string_view> map_file(const std::string &path) {
   detail::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd)
     throw std::system_error(errno, std::generic_category(), path);
@@ -182,8 +183,9 @@ std::pair<std::shared_ptr<void>, std::string_view> map_file(const std::string &p
   if (st.st_size == 0)
     return {};
   auto size = static_cast<std::size_t>(st.st_size);
-  // MAP_POPULATE maps a warm page cache at about 9 GB/s, five times read() into a buffer.
-  void *address = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), fd.get(), 0);
+  // Measured on a warm 1 GB file: faults as read take 0.10 s on one thread, 0.055 s on two;
+  // MAP_POPULATE 0.12 s on the calling thread alone (and the same before parsing can start).
+  void *address = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
   if (address == MAP_FAILED)
     throw std::system_error(errno, std::generic_category(), path);
   return {std::shared_ptr<void>(address, [size](void *p) { ::munmap(p, size); }),
@@ -210,7 +212,7 @@ text_source text_source::open(const std::string &path) {
 text_source text_source::open(const std::string &path, std::uint64_t begin, std::uint64_t end) {
   if (ends_with(path, ".gz"))
     throw std::invalid_argument("ndshm: " + path + ": a byte range needs an uncompressed file");
-  auto [mapped, bytes] = map_file(path, false); // only the range's pages are read (below)
+  auto [mapped, bytes] = map_file(path); // only the range's pages are read
   // A line starts at 0 or after a newline; [begin, end) holds the lines whose first byte is in it.
   auto line_start = [&bytes](std::uint64_t at) -> std::size_t {
     if (at == 0)
@@ -221,15 +223,6 @@ text_source text_source::open(const std::string &path, std::uint64_t begin, std:
     return newline == std::string_view::npos ? bytes.size() : newline + 1;
   };
   std::size_t first = line_start(begin), last = std::max(first, line_start(end));
-  if (last > first) { // map the range's pages now, as MAP_POPULATE does for a whole file
-#ifndef MADV_POPULATE_READ
-    constexpr int MADV_POPULATE_READ = 22; // Linux 5.14
-#endif
-    auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-    auto from = reinterpret_cast<std::uintptr_t>(bytes.data() + first) & ~(page - 1);
-    auto to = reinterpret_cast<std::uintptr_t>(bytes.data() + last);
-    (void)::madvise(reinterpret_cast<void *>(from), to - from, MADV_POPULATE_READ); // best effort
-  }
   text_source source;
   source.m_name = path;
   source.m_text = bytes.substr(first, last - first);
