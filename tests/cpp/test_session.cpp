@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
 #include <thread>
 
 #include <csignal>
@@ -104,6 +105,40 @@ TEST_F(session, threads_create_share_and_free_concurrently) {
   for (auto &thread : threads)
     thread.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+// A segment filled before its size is known: private while it grows (no broker lists it, dropping it
+// leaves nothing), then sealed at its final size and registered like any other.
+TEST_F(session, a_growing_segment_keeps_its_data_and_is_sealed_when_finished) {
+  {
+    ndshm::growing_segment dropped(m_session);
+    std::memset(dropped.reserve(1 << 20), 7, 1 << 20);
+    EXPECT_TRUE(ndshm::list_segments(m_session).empty());
+  }
+  ndshm::growing_segment growing(m_session);
+  std::uint64_t written = 0;
+  for (std::uint64_t size : {1u << 10, 70u << 20, 200u << 20}) { // past the first capacity: the data moves
+    std::byte *data = growing.reserve(size);
+    for (std::uint64_t k = (written + 4095) / 4096 * 4096; k < size; k += 4096) // a byte per page
+      data[k] = static_cast<std::byte>(k / 4096 % 251);
+    for (std::uint64_t k = 0; k < written; k += 4096)
+      ASSERT_EQ(data[k], static_cast<std::byte>(k / 4096 % 251)) << "byte " << k << " lost when it grew";
+    written = size;
+  }
+  EXPECT_TRUE(ndshm::list_segments(m_session).empty());
+  ndshm::segment_options options;
+  options.size = (150u << 20) + 3; // less than reserved: the rest is given back
+  options.meta = {"|u1", "(157286403,)"};
+  auto segment = growing.finish(options);
+  EXPECT_EQ(segment->size(), options.size);
+  auto listed = ndshm::list_segments(m_session);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].size, options.size);
+  EXPECT_EQ(listed[0].meta.shape, "(157286403,)");
+  auto other = ndshm::attach_segment(m_session, segment->name(), ndshm::access::read_only);
+  EXPECT_EQ(other->size(), options.size);
+  for (std::uint64_t k = 0; k < options.size; k += 4096)
+    ASSERT_EQ(other->data()[k], static_cast<std::byte>(k / 4096 % 251));
 }
 
 TEST_F(session, a_forked_child_holds_what_it_inherited) {

@@ -228,6 +228,39 @@ def test_paths_gzip_bz2_xz_and_binary_files(tmp_path):
     assert ndshm.loadtxt(tmp_path / "two.gz", dtype=COVERAGE, delimiter="\t").tobytes() == expected.tobytes()
 
 
+@pytest.mark.parametrize(
+    ("text", "options"),
+    [
+        ("", {}),
+        ("# only a comment\n", {"ndmin": 2}),
+        ("1 2\n3 4\n", {"max_rows": 0}),
+        ("1 2\n3 4\n", {"max_rows": 1}),
+        ("1 2\n3 4\n", {"skiprows": 5}),
+        ("1 2 3\n4 5 6\n", {"usecols": (-1, 0), "unpack": True}),
+        ("x 1 2.5\ny 3 4.5\n", {"dtype": [("n", "S1"), ("i", "<i4"), ("f", "<f8")]}),
+        ("1 2\n3\n", {}),
+    ],
+)
+@pytest.mark.parametrize("shared", [True, False])
+def test_gzip_streams_in_one_pass_as_numpy_reads_them(session, tmp_path, text, options, shared):
+    """A .gz file is parsed block by block into memory that grows: numpy's results, empty inputs and
+    errors included; shared=False gives ordinary memory; a failure leaves no segment (session fixture)."""
+    path = tmp_path / "t.txt.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    expected, got = _both(lambda: io.StringIO(text), **options)
+    _assert_same(expected, got)  # the reference, from text in memory
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            streamed = ndshm.loadtxt(path, shared=shared, **options)
+        except ValueError as error:
+            streamed = type(error)
+    _assert_same(expected, streamed)
+    for array in streamed if isinstance(streamed, list) else [streamed]:
+        if isinstance(array, np.ndarray):
+            assert ndshm.is_shared(array) == shared
+
+
 def test_same_result_and_same_error_line_for_every_thread_count(tmp_path):
     rows = [f"{i} {i * 0.5} {i % 7}" for i in range(300_000)]
     path = tmp_path / "m.txt"
