@@ -1,9 +1,10 @@
 """ndshm.loadtxt vs numpy.loadtxt, pandas, pyarrow and polars on 1 GB generated files.
 
 Run: python bench/bench_loadtxt.py [--size-mb 1000] [--reps 3] [--data DIR]
-Files: the five-column coverage format and a float64 matrix (10 columns), generated once into DIR
-(default: /tmp/ndshm-bench) and read once before timing (page cache warm). Every peer's result is
-converted to the same array as numpy.loadtxt's; medians of --reps runs; one process, same cores.
+Files: the five-column coverage format (plain, gzip -1 and BGZF) and a float64 matrix (10 columns),
+generated once into DIR (default: /tmp/ndshm-bench) and read once before timing (page cache warm).
+Every peer's result is converted to the same array as numpy.loadtxt's; medians of --reps runs; one
+process, same cores.
 Writes bench/results/<date>-<machine>/loadtxt.{json,md}.
 """
 
@@ -61,7 +62,30 @@ def generate(folder: Path, size: int) -> dict[str, Path]:
     if not gz.exists():
         subprocess.run(f"gzip -1 -c {cov} > {gz}", shell=True, check=True)
     files["coverage.gz"] = gz
+    bgzf = folder / f"coverage-{size}.bgzf.tsv.gz"
+    if not bgzf.exists():
+        write_bgzf(cov, bgzf)
+    files["coverage.bgzf.gz"] = bgzf
     return files
+
+
+def write_bgzf(source: Path, target: Path, level: int = 1) -> None:
+    """BGZF as bgzip (htslib) writes it: gzip members of 65280 bytes of text, each with its compressed
+    size in a "BC" extra field, then the empty end-of-file member."""
+    import struct
+    import zlib
+
+    def member(data: bytes) -> bytes:
+        z = zlib.compressobj(level, zlib.DEFLATED, -15)
+        deflated = z.compress(data) + z.flush()
+        header = b"\x1f\x8b\x08\x04" + b"\0" * 4 + b"\0\xff" + struct.pack("<H", 6) + b"BC"
+        return (header + struct.pack("<HH", 2, 18 + len(deflated) + 8 - 1) + deflated
+                + struct.pack("<II", zlib.crc32(data), len(data)))  # fmt: skip
+
+    with open(source, "rb") as src, open(target, "wb") as out:
+        while data := src.read(65280):
+            out.write(member(data))
+        out.write(member(b""))
 
 
 # ---------------------------------------------------------------- the readers, each to numpy's array
@@ -230,6 +254,12 @@ def main() -> None:
     with_parse = median([timed(ndshm.loadtxt, gz, COVERAGE, "#", "\t")[0] for _ in range(args.reps)])
     results["coverage.gz"] = {"decompress_alone_s": alone, "ndshm_loadtxt_s": with_parse,
                               "ratio": with_parse / alone}  # fmt: skip
+    bgzf = files["coverage.bgzf.gz"]  # members inflated on all cores
+    _warm(bgzf)
+    alone = median([gunzip_alone(bgzf) for _ in range(args.reps)])
+    with_parse = median([timed(ndshm.loadtxt, bgzf, COVERAGE, "#", "\t")[0] for _ in range(args.reps)])
+    results["coverage.bgzf.gz"] = {"decompress_alone_s": alone, "ndshm_loadtxt_s": with_parse,
+                                   "ratio": with_parse / alone}  # fmt: skip
     results["peak_memory"] = {
         "coverage": peak_memory(files["coverage"], "coverage"),
         "coverage.gz": peak_memory(gz, "coverage"),
@@ -258,9 +288,10 @@ def main() -> None:
         lines.append(
             f"ndshm 2 threads vs fastest peer: {fastest_peer / r['ndshm 2 threads']['median_s']:.2f}x\n"
         )
-    g = results["coverage.gz"]
-    lines.append(f"## gzip: decompress alone {g['decompress_alone_s']:.3f} s, "
-                 f"ndshm.loadtxt {g['ndshm_loadtxt_s']:.3f} s, ratio {g['ratio']:.2f}\n")  # fmt: skip
+    for name, title in (("coverage.gz", "gzip -1"), ("coverage.bgzf.gz", "BGZF (level 1)")):
+        g = results[name]
+        lines.append(f"## {title}: ISA-L decompress alone (one thread) {g['decompress_alone_s']:.3f} s, "
+                     f"ndshm.loadtxt {g['ndshm_loadtxt_s']:.3f} s, ratio {g['ratio']:.2f}\n")  # fmt: skip
     lines.append("## Peak memory (RssAnon + RssShmem over the process's baseline)\n")
     for name, m in results["peak_memory"].items():
         lines.append(f"- {name}: output {m['output_mib']:.0f} MiB, peak {m['peak_mib']:.0f} MiB, "

@@ -1,10 +1,13 @@
 // text_source: mapped files, gzip input decompressed into memory, borrowed text; text_blocks: gzip
-// input streamed in blocks of lines. Inflate: ISA-L when the build found it, else zlib.
+// input streamed in blocks of lines. Inflate: ISA-L when the build found it, else zlib; BGZF files
+// (independent members of at most 64 KiB) on all cores.
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <cstring>
 #include <system_error>
@@ -35,6 +38,153 @@ bool ends_with(const std::string &text, std::string_view suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+/// One whole gzip member inflated into a buffer of its exact uncompressed size (BGZF blocks, below).
+class member_inflater {
+public:
+#if NDSHM_HAVE_ISAL
+  member_inflater() : m_state(std::make_unique<inflate_state>()) {}
+  /// False if the data is corrupt or does not inflate to exactly out_size bytes.
+  bool inflate(const std::uint8_t *in, std::size_t in_size, char *out, std::size_t out_size) {
+    inflate_state &z = *m_state;
+    isal_inflate_init(&z);
+    z.crc_flag = ISAL_GZIP; // parse the header, check the CRC
+    z.next_in = const_cast<std::uint8_t *>(in);
+    z.avail_in = static_cast<std::uint32_t>(in_size);
+    z.next_out = reinterpret_cast<std::uint8_t *>(out);
+    z.avail_out = static_cast<std::uint32_t>(out_size);
+    return isal_inflate(&z) == ISAL_DECOMP_OK && z.block_state == ISAL_BLOCK_FINISH && z.avail_out == 0;
+  }
+
+private:
+  std::unique_ptr<inflate_state> m_state;
+#else
+  member_inflater() {
+    if (inflateInit2(&m_zs, 15 + 16) != Z_OK) // 15 + 16: a gzip header
+      throw std::runtime_error("ndshm: zlib initialisation failed");
+  }
+  member_inflater(const member_inflater &) = delete;
+  member_inflater &operator=(const member_inflater &) = delete;
+  ~member_inflater() { inflateEnd(&m_zs); }
+  bool inflate(const std::uint8_t *in, std::size_t in_size, char *out, std::size_t out_size) {
+    inflateReset(&m_zs);
+    m_zs.next_in = const_cast<Bytef *>(in);
+    m_zs.avail_in = static_cast<uInt>(in_size);
+    m_zs.next_out = reinterpret_cast<Bytef *>(out);
+    m_zs.avail_out = static_cast<uInt>(out_size);
+    return ::inflate(&m_zs, Z_FINISH) == Z_STREAM_END && m_zs.avail_out == 0;
+  }
+
+private:
+  z_stream m_zs{};
+#endif
+};
+
+/// A BGZF member (bgzip, htslib: the usual .gz of genomics): a gzip member of at most 64 KiB whose
+/// header holds its compressed size (extra subfield "BC") and whose trailer its uncompressed size, so
+/// that members are found without inflating and inflate independently, on several threads.
+struct bgzf_member {
+  std::size_t offset = 0, size = 0; ///< within the compressed data
+  std::uint32_t isize = 0;          ///< uncompressed bytes
+};
+
+/// The BGZF member starting at offset, or nothing if none does (another kind of gzip, truncated data).
+std::optional<bgzf_member> bgzf_at(std::string_view data, std::size_t offset) {
+  auto byte = [&](std::size_t at) { return static_cast<std::uint32_t>(static_cast<std::uint8_t>(data[offset + at])); };
+  auto le16 = [&](std::size_t at) { return byte(at) | byte(at + 1) << 8; };
+  if (data.size() - offset < 18 || byte(0) != 0x1f || byte(1) != 0x8b || byte(2) != 8 || (byte(3) & 4) == 0)
+    return std::nullopt;
+  std::size_t extra_end = 12 + le16(10);
+  for (std::size_t at = 12; at + 4 <= extra_end && offset + extra_end <= data.size(); at += 4 + le16(at + 2)) {
+    if (byte(at) == 'B' && byte(at + 1) == 'C' && le16(at + 2) == 2 && at + 6 <= extra_end) {
+      std::size_t size = le16(at + 4) + 1;
+      if (size < extra_end + 8 || data.size() - offset < size)
+        return std::nullopt;
+      return bgzf_member{offset, size, byte(size - 4) | byte(size - 3) << 8 | byte(size - 2) << 16 | byte(size - 1) << 24};
+    }
+  }
+  return std::nullopt;
+}
+
+/// Inflates the BGZF members that follow in data, as many as fit in a buffer, on all cores; the
+/// inflater below takes over at the first member that is not BGZF (or is damaged: it words the error).
+class bgzf_reader {
+public:
+  explicit bgzf_reader(std::string_view data) : m_data(data) {}
+
+  void rewind() {
+    m_offset = 0;
+    m_pending.clear();
+    m_pending_at = 0;
+  }
+  /// Where the members read so far end.
+  [[nodiscard]] std::size_t offset() const noexcept { return m_offset; }
+
+  /// Inflates whole members into [out, out + room) (or part of one too big for room, the rest kept
+  /// for the next call). Returns the bytes written; 0 when the next bytes are not a BGZF member.
+  std::size_t read(char *out, std::size_t room) {
+    if (m_pending_at < m_pending.size()) {
+      std::size_t n = std::min(room, m_pending.size() - m_pending_at);
+      std::memcpy(out, m_pending.data() + m_pending_at, n);
+      m_pending_at += n;
+      return n;
+    }
+    std::vector<bgzf_member> members;
+    std::size_t total = 0, offset = m_offset;
+    while (offset < m_data.size()) {
+      auto member = bgzf_at(m_data, offset);
+      if (!member || total + member->isize > room)
+        break;
+      members.push_back(*member);
+      total += member->isize;
+      offset += member->size;
+    }
+    if (members.empty()) {
+      auto member = offset < m_data.size() ? bgzf_at(m_data, offset) : std::nullopt;
+      if (!member)
+        return 0;
+      m_pending.resize(member->isize); // larger than room: inflate it aside, hand it out in parts
+      if (!inflate({*member}, m_pending.data()))
+        return 0;
+      m_pending_at = 0;
+      m_offset = member->offset + member->size;
+      return read(out, room);
+    }
+    if (!inflate(members, out))
+      return 0; // the serial inflater, starting at the first of these members, words the error
+    m_offset = offset;
+    return total;
+  }
+
+private:
+  /// Inflates members into consecutive bytes from out, spread over the cores; false if any fails.
+  bool inflate(const std::vector<bgzf_member> &members, char *out) {
+    std::vector<std::size_t> starts(members.size() + 1, 0);
+    for (std::size_t i = 0; i < members.size(); ++i)
+      starts[i + 1] = starts[i] + members[i].isize;
+    auto n = std::min<std::size_t>(std::max(1u, std::thread::hardware_concurrency()), (members.size() + 7) / 8);
+    std::atomic<bool> ok{true};
+    auto work = [&](std::size_t t) {
+      member_inflater z;
+      for (std::size_t i = members.size() * t / n; i < members.size() * (t + 1) / n && ok; ++i)
+        if (!z.inflate(reinterpret_cast<const std::uint8_t *>(m_data.data() + members[i].offset), members[i].size,
+                       out + starts[i], members[i].isize))
+          ok = false;
+    };
+    std::vector<std::thread> threads;
+    for (std::size_t t = 1; t < n; ++t)
+      threads.emplace_back(work, t);
+    work(0);
+    for (auto &thread : threads)
+      thread.join();
+    return ok;
+  }
+
+  std::string_view m_data;
+  std::size_t m_offset = 0;
+  std::vector<char> m_pending;
+  std::size_t m_pending_at = 0;
+};
+
 #if NDSHM_HAVE_ISAL
 /// ISA-L's inflate (igzip: about 3x zlib's speed) over a gzip buffer, concatenated members included
 /// (BGZF files are made of them).
@@ -45,9 +195,11 @@ public:
     rewind();
   }
 
-  void rewind() {
-    start_member(reinterpret_cast<const std::uint8_t *>(m_data.data()));
-    m_done = m_data.empty();
+  void rewind() { start_at(0); }
+  /// Goes on from a member starting at offset.
+  void start_at(std::size_t offset) {
+    start_member(reinterpret_cast<const std::uint8_t *>(m_data.data() + offset));
+    m_done = offset >= m_data.size();
   }
 
   /// Decompresses into [out, out + room); returns the bytes written, 0 only at the end of the data.
@@ -107,12 +259,14 @@ public:
   inflater &operator=(const inflater &) = delete;
   ~inflater() { inflateEnd(&m_zs); }
 
-  void rewind() {
+  void rewind() { start_at(0); }
+  /// Goes on from a member starting at offset.
+  void start_at(std::size_t offset) {
     inflateReset(&m_zs);
-    m_zs.next_in = const_cast<Bytef *>(reinterpret_cast<const Bytef *>(m_data.data()));
+    m_zs.next_in = const_cast<Bytef *>(reinterpret_cast<const Bytef *>(m_data.data() + offset));
     m_zs.avail_in = 0;
     refill();
-    m_done = m_data.empty();
+    m_done = offset >= m_data.size();
   }
 
   /// Decompresses into [out, out + room); returns the bytes written, 0 only at the end of the data.
@@ -155,9 +309,39 @@ private:
 };
 #endif
 
+/// A gzip buffer inflated in order: BGZF members on all cores while they last, then (or for any other
+/// gzip) member after member on this thread.
+class gzip_reader {
+public:
+  gzip_reader(std::string path, std::string_view compressed)
+      : m_parallel(compressed), m_serial(std::move(path), compressed) {}
+
+  void rewind() {
+    m_parallel.rewind();
+    m_serial.rewind();
+    m_bgzf = true;
+  }
+
+  /// Decompresses into [out, out + room); returns the bytes written, 0 only at the end of the data.
+  std::size_t read(char *out, std::size_t room) {
+    if (m_bgzf) {
+      if (std::size_t n = m_parallel.read(out, room); n != 0)
+        return n;
+      m_bgzf = false;
+      m_serial.start_at(m_parallel.offset());
+    }
+    return m_serial.read(out, room);
+  }
+
+private:
+  bgzf_reader m_parallel;
+  inflater m_serial;
+  bool m_bgzf = true;
+};
+
 std::shared_ptr<std::vector<char>> gunzip(const std::string &path, std::string_view compressed) {
   auto out = std::make_shared<std::vector<char>>(std::max<std::size_t>(compressed.size() * 4, 1 << 16));
-  inflater source(path, compressed);
+  gzip_reader source(path, compressed);
   std::size_t produced = 0;
   for (;;) {
     if (produced == out->size())
@@ -245,7 +429,7 @@ struct text_blocks::state {
   std::string name;
   std::shared_ptr<void> mapping;
   std::string_view compressed;
-  inflater source;
+  gzip_reader source;
   std::size_t block_bytes;
 
   std::thread producer;

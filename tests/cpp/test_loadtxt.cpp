@@ -185,6 +185,48 @@ std::string write_gzip(const std::string &text, int members) {
   return path;
 }
 
+/// BGZF, as bgzip writes it: members of at most `payload` bytes of text, each naming its compressed size
+/// in a "BC" extra field, then the empty end-of-file member; `tail` (a plain gzip member) follows.
+std::string write_bgzf(const std::string &text, std::size_t payload, const std::string &tail = {}) {
+  static int counter = 0;
+  std::string path = ::testing::TempDir() + "ndshm-bgzf-" + std::to_string(::getpid()) + "-" +
+                     std::to_string(counter++) + ".gz";
+  std::string file;
+  auto le = [&file](std::uint32_t value, int bytes) {
+    for (int k = 0; k < bytes; ++k)
+      file += static_cast<char>(value >> (8 * k) & 0xff);
+  };
+  for (std::size_t at = 0; at <= text.size(); at += payload) { // the last pass: the empty EOF member
+    std::string_view part = std::string_view(text).substr(std::min(at, text.size()), payload);
+    z_stream zs{};
+    deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY); // raw deflate
+    std::string deflated(deflateBound(&zs, part.size()) + 16, '\0');
+    zs.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(part.data()));
+    zs.avail_in = static_cast<uInt>(part.size());
+    zs.next_out = reinterpret_cast<Bytef *>(deflated.data());
+    zs.avail_out = static_cast<uInt>(deflated.size());
+    deflate(&zs, Z_FINISH);
+    deflated.resize(zs.total_out);
+    deflateEnd(&zs);
+    file += std::string("\x1f\x8b\x08\x04\0\0\0\0\0\xff\x06\0BC\x02\0", 16);
+    le(static_cast<std::uint32_t>(18 + deflated.size() + 8 - 1), 2);
+    file += deflated;
+    le(static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef *>(part.data()), static_cast<uInt>(part.size()))), 4);
+    le(static_cast<std::uint32_t>(part.size()), 4);
+    if (part.empty())
+      break;
+  }
+  std::FILE *f = std::fopen(path.c_str(), "wb");
+  std::fwrite(file.data(), 1, file.size(), f);
+  std::fclose(f);
+  if (!tail.empty()) {
+    gzFile g = gzopen(path.c_str(), "ab");
+    gzwrite(g, tail.data(), static_cast<unsigned>(tail.size()));
+    gzclose(g);
+  }
+  return path;
+}
+
 struct loaded {
   std::uint64_t rows = 0, columns = 0;
   std::vector<double> values;
@@ -233,8 +275,11 @@ TEST(loadtxt, gzip_blocks_give_what_the_whole_text_gives) {
   std::string bad = text;
   bad.replace(bad.find("\n150 "), 5, "\n15x ");
   for (const std::string *t : {&text, &bad}) {
-    for (int members : {1, 3}) {
-      std::string gz = write_gzip(*t, members);
+    // One gzip member, three, BGZF members of 1000 bytes (lines cross them), BGZF members larger than
+    // a block, and BGZF followed by a plain member (read on member by member).
+    std::size_t half = t->rfind('\n', t->size() / 2) + 1;
+    for (std::string gz : {write_gzip(*t, 1), write_gzip(*t, 3), write_bgzf(*t, 1000), write_bgzf(*t, 60000),
+                           write_bgzf(t->substr(0, half), 777, t->substr(half))}) {
       for (std::uint64_t skiprows : {0u, 2u, 5u}) {
         for (std::int64_t max_rows : {-1, 0, 1, 140, 1000}) {
           text_format format;
@@ -257,6 +302,28 @@ TEST(loadtxt, gzip_blocks_give_what_the_whole_text_gives) {
       std::remove(gz.c_str());
     }
   }
+  // A damaged BGZF member: an error, whether it is inflated on its own or with others.
+  std::string damaged_path = write_bgzf(text, 1000);
+  std::string damaged;
+  {
+    std::FILE *f = std::fopen(damaged_path.c_str(), "rb");
+    char buffer[1 << 16];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, f)) > 0;)
+      damaged.append(buffer, n);
+    std::fclose(f);
+  }
+  damaged[damaged.size() / 2] = static_cast<char>(damaged[damaged.size() / 2] ^ 0x55);
+  {
+    std::FILE *f = std::fopen(damaged_path.c_str(), "wb");
+    std::fwrite(damaged.data(), 1, damaged.size(), f);
+    std::fclose(f);
+  }
+  for (std::size_t block : {1u, 1u << 20}) {
+    auto blocks = text_blocks::open_gzip(damaged_path, block);
+    EXPECT_THROW((void)plan_blocks(blocks, text_format{}), std::invalid_argument) << block;
+  }
+  std::remove(damaged_path.c_str());
+
   text_format skip2;
   skip2.skiprows = 2;
   EXPECT_EQ(load(skip2, bad, nullptr, 0).error, "182:1:15x"); // the comparison above can fail
