@@ -1,11 +1,13 @@
-// The C++ parser alone on a five-column file (chr S10, pos i4, pct f4, c i4, t i4; tab-separated):
+// The C++ parser alone on a five-column file (chr S10, pos i4, pct f4, c i4, t i4; tab-separated) or a
+// matrix (float64 columns separated by whitespace):
 // plan and parse times of each repetition, output memory already touched. For profiling the hot path
 // without Python (perf record ./parse_bench FILE 1 5).
 // Build: cmake -S . -B build/cpp-tests -DNDSHM_BUILD_TESTS=ON && cmake --build build/cpp-tests --target parse_bench
-// Run:   build/cpp-tests/parse_bench FILE [threads=1] [repetitions=5]
+// Run:   build/cpp-tests/parse_bench FILE [threads=1] [repetitions=5] [coverage|matrix]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
 #include <vector>
 
 #include "ndshm/loadtxt.hpp"
@@ -18,21 +20,31 @@ int main(int argc, char **argv) {
   using namespace ndshm;
   auto source = text_source::open(argv[1]);
   text_format format;
-  format.delimiter = '\t';
   format.threads = argc > 2 ? static_cast<unsigned>(std::atoi(argv[2])) : 1;
   int repetitions = argc > 3 ? std::atoi(argv[3]) : 5;
-  std::vector<field_spec> fields = {{field_kind::bytes, 10, 0, false, "S10"},
-                                    {field_kind::signed_int, 4, 10, false, "int32"},
-                                    {field_kind::floating, 4, 14, false, "float32"},
-                                    {field_kind::signed_int, 4, 18, false, "int32"},
-                                    {field_kind::signed_int, 4, 22, false, "int32"}};
+  std::vector<field_spec> fields;
+  std::uint64_t stride = 0;
+  if (argc > 4 && std::string_view(argv[4]) == "matrix") { // whitespace-separated float64 columns
+    auto columns = plan_rows(source, format).columns;
+    for (std::uint32_t c = 0; c < columns; ++c)
+      fields.push_back({field_kind::floating, 8, 8 * c, false, "float64"});
+    stride = 8 * columns;
+  } else {
+    format.delimiter = '\t';
+    fields = {{field_kind::bytes, 10, 0, false, "S10"},
+              {field_kind::signed_int, 4, 10, false, "int32"},
+              {field_kind::floating, 4, 14, false, "float32"},
+              {field_kind::signed_int, 4, 18, false, "int32"},
+              {field_kind::signed_int, 4, 22, false, "int32"}};
+    stride = 26;
+  }
   std::vector<std::byte> out;
   for (int r = 0; r < repetitions; ++r) {
     auto t0 = std::chrono::steady_clock::now();
     auto plan = plan_rows(source, format);
     auto t1 = std::chrono::steady_clock::now();
-    out.resize(plan.rows * 26);
-    parse_rows(source, format, plan, fields, out.data(), 26);
+    out.resize(plan.rows * stride);
+    parse_rows(source, format, plan, fields, out.data(), stride);
     auto t2 = std::chrono::steady_clock::now();
     std::printf("plan %.3f s  parse %.3f s  rows %llu\n", std::chrono::duration<double>(t1 - t0).count(),
                 std::chrono::duration<double>(t2 - t1).count(), static_cast<unsigned long long>(plan.rows));
