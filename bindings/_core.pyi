@@ -56,7 +56,7 @@ class TextJob:
     @staticmethod
     def open(path: str, delimiter: str, comment: str, quote: str, skiprows: int, max_rows: int, usecols: Sequence[int], truncate: bool, threads: int, begin: int = 0, end: int = 18446744073709551615) -> TextJob:
         """
-        Maps a file and plans its rows (a .gz file without quoting: reads it once to count them); begin/end: only the lines that start within those bytes of a plain file.
+        Maps a file and plans its rows (a .gz file without quoting: streamed, its rows counted as parse_new parses them; rows is None until then); begin/end: only the lines that start within those bytes of a plain file.
         """
 
     @staticmethod
@@ -64,7 +64,13 @@ class TextJob:
         """Plans the rows of text held in memory."""
 
     @property
-    def rows(self) -> int: ...
+    def rows(self) -> int | None: ...
+
+    @property
+    def streamed(self) -> bool:
+        """
+        True for a stream parsed in one pass (parse_new), False for planned rows (parse).
+        """
 
     @property
     def columns(self) -> int: ...
@@ -72,6 +78,11 @@ class TextJob:
     def parse(self, fields: Sequence[tuple[int, int, int, bool, str]], address: int, nbytes: int, row_stride: int) -> None:
         """
         Parses every planned row into the buffer at address (fields: kind, size, offset, big_endian, type name).
+        """
+
+    def parse_new(self, fields: Sequence[tuple[int, int, int, bool, str]], row_stride: int, session: str, dtype: str, shape_tail: str) -> tuple[Mapping, int]:
+        """
+        Parses a streamed job in one pass into a new segment that grows as rows arrive; returns (Mapping, rows). shape_tail completes the listed shape after the row count, e.g. ', 5)' or ',)'.
         """
 
 def parse_handle(text: str) -> tuple:
