@@ -7,7 +7,8 @@ class Mapping:
     """One mapping of a shared segment; numpy arrays over it keep it alive."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The segment's name; empty for private memory."""
 
     @property
     def session(self) -> str: ...
@@ -80,9 +81,9 @@ class TextJob:
         Parses every planned row into the buffer at address (fields: kind, size, offset, big_endian, type name).
         """
 
-    def parse_new(self, fields: Sequence[tuple[int, int, int, bool, str]], row_stride: int, session: str, dtype: str, shape_tail: str) -> tuple[Mapping, int]:
+    def parse_new(self, fields: Sequence[tuple[int, int, int, bool, str]], row_stride: int, shared: bool, session: str, dtype: str, shape_tail: str) -> tuple[Mapping, int]:
         """
-        Parses a streamed job in one pass into a new segment that grows as rows arrive; returns (Mapping, rows). shape_tail completes the listed shape after the row count, e.g. ', 5)' or ',)'.
+        Parses a streamed job in one pass into memory that grows as rows arrive; returns (Mapping, rows): a new shared segment, or with shared=False private memory (a Mapping without a name). shape_tail completes the listed shape after the row count, e.g. ', 5)' or ',)'.
         """
 
 def parse_handle(text: str) -> tuple:

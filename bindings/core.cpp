@@ -124,7 +124,7 @@ NB_MODULE(_core, m) {
   nb::class_<ndshm::mapping>(m, "Mapping",
                               "One mapping of a shared segment; numpy arrays over it keep it alive.",
                               nb::type_slots(mapping_slots))
-      .def_prop_ro("name", &ndshm::mapping::name)
+      .def_prop_ro("name", &ndshm::mapping::name, "The segment's name; empty for private memory.")
       .def_prop_ro("session", &ndshm::mapping::session)
       .def_prop_ro("size", &ndshm::mapping::size, "Size in bytes, as created.")
       .def_prop_ro("writable", &ndshm::mapping::writable)
@@ -257,22 +257,25 @@ NB_MODULE(_core, m) {
           "Parses every planned row into the buffer at address (fields: kind, size, offset, big_endian, type name).")
       .def(
           "parse_new",
-          [](text_job &job, const std::vector<field_tuple> &specs, std::uint64_t row_stride, std::string session,
-             std::string dtype, std::string shape_tail) {
+          [](text_job &job, const std::vector<field_tuple> &specs, std::uint64_t row_stride, bool shared,
+             std::string session, std::string dtype, std::string shape_tail) {
             if (!job.blocks)
               throw std::invalid_argument("ndshm: parse_new is for streamed jobs");
             nb::gil_scoped_release unlocked;
             ndshm::growing_segment segment(std::move(session));
             auto plan = ndshm::parse_stream(*job.blocks, job.format, to_fields(specs), row_stride,
                                             [&](std::uint64_t nbytes) { return segment.reserve(nbytes); });
+            if (!shared)
+              return std::make_pair(segment.finish_private(plan.rows * row_stride), plan.rows);
             ndshm::segment_options options;
             options.size = plan.rows * row_stride;
             options.meta = {std::move(dtype), "(" + std::to_string(plan.rows) + shape_tail};
             return std::make_pair(segment.finish(options), plan.rows);
           },
-          "fields"_a, "row_stride"_a, "session"_a, "dtype"_a, "shape_tail"_a,
-          "Parses a streamed job in one pass into a new segment that grows as rows arrive; returns (Mapping, "
-          "rows). shape_tail completes the listed shape after the row count, e.g. ', 5)' or ',)'.");
+          "fields"_a, "row_stride"_a, "shared"_a, "session"_a, "dtype"_a, "shape_tail"_a,
+          "Parses a streamed job in one pass into memory that grows as rows arrive; returns (Mapping, rows): "
+          "a new shared segment, or with shared=False private memory (a Mapping without a name). shape_tail "
+          "completes the listed shape after the row count, e.g. ', 5)' or ',)'.");
 
   m.def(
       "parse_handle",

@@ -90,20 +90,15 @@ public:
     throw broker_error("ndshm: could not find a free segment name");
   }
 
-  /// A sealed segment this process filled itself (growing_segment), mapped at data: registered under
-  /// a new name (options.name ignored: always random), its mapping taken over.
-  std::shared_ptr<mapping> adopt(int fd, std::byte *data, const segment_options &options) {
-    std::shared_ptr<mapping> result(new mapping());
-    result->m_data = data;
-    result->m_size = options.size;
-    result->m_access = access::read_write;
-    result->m_session = m_session;
+  /// A sealed segment this process filled itself (growing_segment), already mapped by segment:
+  /// registered under a new random name (options.name ignored).
+  void adopt(int fd, const std::shared_ptr<mapping> &segment, const segment_options &options) {
     segment_options random = options;
     random.name.clear();
     for (int attempt = 0; attempt < 8; ++attempt) {
-      result->m_name = hex_name();
-      if (enroll(fd, result, random))
-        return result;
+      segment->m_name = hex_name();
+      if (enroll(fd, segment, random))
+        return;
     }
     throw broker_error("ndshm: could not find a free segment name");
   }
@@ -428,15 +423,29 @@ std::byte *growing_segment::reserve(std::uint64_t nbytes) {
   return m_data;
 }
 
-std::shared_ptr<mapping> growing_segment::finish(const segment_options &options) {
-  if (options.size > m_capacity && options.size != 0)
+std::shared_ptr<mapping> growing_segment::take(std::uint64_t nbytes) {
+  if (nbytes > m_capacity && nbytes != 0)
     throw std::invalid_argument("ndshm: a growing segment finished past what was reserved");
   std::byte *data = reserve(0);
-  data = static_cast<std::byte *>(detail::memory_resize(m_fd, data, m_capacity, options.size));
-  m_data = nullptr; // from here the mapping is the adopting mapping's (unmapped by it, even on error)
-  detail::memory_seal(m_fd);
-  return detail::client_for(m_session).adopt(m_fd, data, options);
+  m_data = static_cast<std::byte *>(detail::memory_resize(m_fd, data, m_capacity, nbytes));
+  m_capacity = nbytes;
+  std::shared_ptr<mapping> result(new mapping());
+  result->m_data = m_data; // from here the mapping unmaps it, whatever happens next
+  result->m_size = nbytes;
+  result->m_access = access::read_write;
+  result->m_session = m_session;
+  m_data = nullptr;
+  return result;
 }
+
+std::shared_ptr<mapping> growing_segment::finish(const segment_options &options) {
+  auto result = take(options.size);
+  detail::memory_seal(m_fd);
+  detail::client_for(m_session).adopt(m_fd, result, options);
+  return result;
+}
+
+std::shared_ptr<mapping> growing_segment::finish_private(std::uint64_t nbytes) { return take(nbytes); }
 
 std::shared_ptr<mapping> attach_segment(std::string_view session, std::string_view name, access mode,
                                         bool redeem) {

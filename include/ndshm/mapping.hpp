@@ -11,6 +11,7 @@ namespace ndshm {
 namespace detail {
 class client;
 }
+class growing_segment;
 
 /// Access mode of a mapping.
 enum class access { read_only, read_write };
@@ -36,6 +37,7 @@ public:
 
 private:
   friend class detail::client;
+  friend class growing_segment;
   mapping() = default;
   bool m_registered = false; ///< counted by the broker as held by this process
   std::byte *m_data = nullptr;

@@ -71,8 +71,13 @@ public:
   /// Seals the first options.size bytes (at most what was reserved) and registers them under a new
   /// name (options.name, .named and .populate are ignored). The segment is then like any other.
   [[nodiscard]] std::shared_ptr<mapping> finish(const segment_options &options);
+  /// The first nbytes as this process's private memory: no broker knows it, no handle reaches it
+  /// (the mapping's name is empty); it goes with the mapping.
+  [[nodiscard]] std::shared_ptr<mapping> finish_private(std::uint64_t nbytes);
 
 private:
+  std::shared_ptr<mapping> take(std::uint64_t nbytes);
+
   std::string m_session;
   int m_fd = -1;
   std::byte *m_data = nullptr;

@@ -97,7 +97,8 @@ def segment_of(array: np.ndarray) -> _core.Mapping | None:
     base: Any = array
     while isinstance(base, np.ndarray):
         base = base.base
-    return base if isinstance(base, _core.Mapping) else None
+    # A Mapping without a name is private memory (a .gz file loaded with shared=False).
+    return base if isinstance(base, _core.Mapping) and base.name else None
 
 
 def is_shared(array: Any) -> bool:

@@ -251,10 +251,9 @@ def loadtxt(
     try:
         if job.streamed:  # one pass into a segment that grows; on error, nothing is left of it
             listed = "".join(f", {n}" for n in shape[1:]) + ("," if len(shape) == 1 else "") + ")"
-            mapping, rows = job.parse_new(row_fields, row_stride, "", _descr(dtype), listed)
+            descr = _descr(dtype) if shared else ""  # listings only; private memory is not listed
+            mapping, rows = job.parse_new(row_fields, row_stride, shared, "", descr, listed)
             out = np.ndarray((rows, *shape[1:]), dtype, buffer=mapping)
-            if not shared:
-                out = np.array(out)  # ordinary memory: one copy, the segment then goes
         else:
             out = _new(shape, dtype, shared=shared, populate=False)  # each parsing thread touches its rows
             job.parse(row_fields, out.__array_interface__["data"][0], out.nbytes, row_stride)

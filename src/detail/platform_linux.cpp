@@ -113,17 +113,17 @@ void *memory_resize(int fd, void *address, std::uint64_t old_bytes, std::uint64_
   std::uint64_t before = page_round(old_bytes == 0 ? 1 : old_bytes), after = page_round(nbytes == 0 ? 1 : nbytes);
   if (after > before && after - before >= (std::uint64_t{64} << 20) && after - before > available_memory())
     throw std::bad_alloc();
-  if (after < before && address != nullptr) // the mapping first: no mapped page lies past the end
-    address = ::mremap(address, before, after, 0);
+  // Each step either completes or leaves fd and the mapping as they were (the caller keeps both).
   if (::ftruncate(fd, static_cast<off_t>(after)) != 0)
     throw_errno("ftruncate");
   if (address == nullptr)
     return memory_map(fd, after, true);
-  if (after > before)
-    address = ::mremap(address, before, after, MREMAP_MAYMOVE);
-  if (address == MAP_FAILED)
-    throw std::bad_alloc();
-  return address;
+  if (after == before)
+    return address;
+  void *moved = ::mremap(address, before, after, after > before ? MREMAP_MAYMOVE : 0);
+  if (moved == MAP_FAILED)
+    throw std::bad_alloc(); // a shrink cannot fail so; the file is shorter, the mapping not touched past it
+  return moved;
 }
 
 std::uint64_t memory_size(int fd) {

@@ -288,8 +288,8 @@ public:
       // The separator: the delimiter (or, in whitespace mode, a run of spaces) between columns, the
       // line end after the last. In whitespace mode every column holds text.
       if (m_delimiter != 0) {
-        if (c == last)
-          p += *p == '\r';
+        if (c == last && *p == '\r' && limit - p >= 2) // (text ending in "\r": the general path decides)
+          ++p;
         ok &= *p == (c == last ? '\n' : m_delimiter);
         ++p;
       } else {
@@ -594,7 +594,11 @@ void parse_rows(const text_source &source, const text_format &format, const text
   // (in increasing order; else every row takes the general path).
   const std::size_t columns = select ? plan.columns : fields.size();
   std::vector<std::size_t> column_of(fields.size());
-  bool simple = format.quote == 0 && !fields.empty() && columns != 0;
+  // Numbers are scanned as [sign] digits [. digits]: a delimiter or comment character among those
+  // would be taken into a number.
+  auto in_numbers = [](char c) { return c != 0 && std::string_view("+-.0123456789").find(c) != std::string_view::npos; };
+  bool simple = format.quote == 0 && !fields.empty() && columns != 0 && !in_numbers(format.delimiter) &&
+                (format.comment.empty() || !in_numbers(format.comment[0]));
   for (std::size_t f = 0; f < fields.size() && simple; ++f) {
     std::int64_t c = select ? format.usecols[f] : static_cast<std::int64_t>(f);
     c += c < 0 ? static_cast<std::int64_t>(columns) : 0;

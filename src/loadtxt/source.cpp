@@ -52,7 +52,9 @@ public:
     z.avail_in = static_cast<std::uint32_t>(in_size);
     z.next_out = reinterpret_cast<std::uint8_t *>(out);
     z.avail_out = static_cast<std::uint32_t>(out_size);
-    return isal_inflate(&z) == ISAL_DECOMP_OK && z.block_state == ISAL_BLOCK_FINISH && z.avail_out == 0;
+    // ... and exactly in_size bytes of input: a member whose stated size covers more is refused
+    return isal_inflate(&z) == ISAL_DECOMP_OK && z.block_state == ISAL_BLOCK_FINISH && z.avail_out == 0 &&
+           z.avail_in == 0;
   }
 
 private:
@@ -71,7 +73,7 @@ private:
     m_zs.avail_in = static_cast<uInt>(in_size);
     m_zs.next_out = reinterpret_cast<Bytef *>(out);
     m_zs.avail_out = static_cast<uInt>(out_size);
-    return ::inflate(&m_zs, Z_FINISH) == Z_STREAM_END && m_zs.avail_out == 0;
+    return ::inflate(&m_zs, Z_FINISH) == Z_STREAM_END && m_zs.avail_out == 0 && m_zs.avail_in == 0;
   }
 
 private:
@@ -99,7 +101,10 @@ std::optional<bgzf_member> bgzf_at(std::string_view data, std::size_t offset) {
       std::size_t size = le16(at + 4) + 1;
       if (size < extra_end + 8 || data.size() - offset < size)
         return std::nullopt;
-      return bgzf_member{offset, size, byte(size - 4) | byte(size - 3) << 8 | byte(size - 2) << 16 | byte(size - 1) << 24};
+      std::uint32_t isize = byte(size - 4) | byte(size - 3) << 8 | byte(size - 2) << 16 | byte(size - 1) << 24;
+      if (isize > 65536) // BGZF's limit: no member makes us allocate more
+        return std::nullopt;
+      return bgzf_member{offset, size, isize};
     }
   }
   return std::nullopt;
@@ -128,31 +133,34 @@ public:
       m_pending_at += n;
       return n;
     }
-    std::vector<bgzf_member> members;
-    std::size_t total = 0, offset = m_offset;
-    while (offset < m_data.size()) {
-      auto member = bgzf_at(m_data, offset);
-      if (!member || total + member->isize > room)
-        break;
-      members.push_back(*member);
-      total += member->isize;
-      offset += member->size;
+    for (;;) { // until some bytes come out (members may be empty: BGZF's end-of-file marker is one)
+      std::vector<bgzf_member> members;
+      std::size_t total = 0, offset = m_offset;
+      while (offset < m_data.size()) {
+        auto member = bgzf_at(m_data, offset);
+        if (!member || total + member->isize > room)
+          break;
+        members.push_back(*member);
+        total += member->isize;
+        offset += member->size;
+      }
+      if (members.empty()) {
+        auto member = offset < m_data.size() ? bgzf_at(m_data, offset) : std::nullopt;
+        if (!member)
+          return 0;
+        m_pending.resize(member->isize); // larger than room: inflate it aside, hand it out in parts
+        if (!inflate({*member}, m_pending.data()))
+          return 0;
+        m_pending_at = 0;
+        m_offset = member->offset + member->size;
+        return read(out, room);
+      }
+      if (!inflate(members, out))
+        return 0; // the serial inflater, starting at the first of these members, words the error
+      m_offset = offset;
+      if (total != 0)
+        return total;
     }
-    if (members.empty()) {
-      auto member = offset < m_data.size() ? bgzf_at(m_data, offset) : std::nullopt;
-      if (!member)
-        return 0;
-      m_pending.resize(member->isize); // larger than room: inflate it aside, hand it out in parts
-      if (!inflate({*member}, m_pending.data()))
-        return 0;
-      m_pending_at = 0;
-      m_offset = member->offset + member->size;
-      return read(out, room);
-    }
-    if (!inflate(members, out))
-      return 0; // the serial inflater, starting at the first of these members, words the error
-    m_offset = offset;
-    return total;
   }
 
 private:
@@ -163,16 +171,25 @@ private:
       starts[i + 1] = starts[i] + members[i].isize;
     auto n = std::min<std::size_t>(std::max(1u, std::thread::hardware_concurrency()), (members.size() + 7) / 8);
     std::atomic<bool> ok{true};
-    auto work = [&](std::size_t t) {
-      member_inflater z;
-      for (std::size_t i = members.size() * t / n; i < members.size() * (t + 1) / n && ok; ++i)
-        if (!z.inflate(reinterpret_cast<const std::uint8_t *>(m_data.data() + members[i].offset), members[i].size,
-                       out + starts[i], members[i].isize))
-          ok = false;
+    auto work = [&](std::size_t t) noexcept {
+      try {
+        member_inflater z;
+        for (std::size_t i = members.size() * t / n; i < members.size() * (t + 1) / n && ok; ++i)
+          if (!z.inflate(reinterpret_cast<const std::uint8_t *>(m_data.data() + members[i].offset), members[i].size,
+                         out + starts[i], members[i].isize))
+            ok = false;
+      } catch (...) { // no memory for an inflater: the serial path reports what it finds
+        ok = false;
+      }
     };
     std::vector<std::thread> threads;
-    for (std::size_t t = 1; t < n; ++t)
-      threads.emplace_back(work, t);
+    for (std::size_t t = 1; t < n; ++t) {
+      try {
+        threads.emplace_back(work, t);
+      } catch (const std::system_error &) { // no thread to spare: this one does that share too
+        work(t);
+      }
+    }
     work(0);
     for (auto &thread : threads)
       thread.join();

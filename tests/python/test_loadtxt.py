@@ -6,6 +6,8 @@ import gzip
 import io
 import os
 import struct
+import subprocess
+import sys
 import warnings
 import zlib
 
@@ -241,6 +243,39 @@ def test_paths_gzip_bz2_xz_and_binary_files(tmp_path):
             out.write(header + deflated + struct.pack("<II", zlib.crc32(part), len(part)))
     got = ndshm.loadtxt(tmp_path / "x.bgzf.gz", dtype=COVERAGE, delimiter="\t")
     assert got.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "comments"),
+    [(",", "-"), (",", "."), (",", "7"), (None, "-"), (None, "+"), ("-", "#"), ("+", "#"), (".", "#")],
+)
+def test_delimiters_and_comment_characters_that_numbers_use(delimiter, comments):
+    """A sign, point or digit as delimiter or comment character is never taken into a number (the fast
+    row path leaves such grammars to the general one)."""
+    d = delimiter or " "
+    rows = [f"3{d}4", f"-1{d}2", f"1{d}.7", f"1{d}{d}2{d}3", f"5{d}6", f"7{d}+8", f"1.2{d}3"]
+    for row in rows:
+        text = f"3{d}4\n{row}\n3{d}4\n# {'x' * 100}\n"
+        expected, got = _both(lambda text=text: io.StringIO(text), delimiter=delimiter, comments=comments)
+        _assert_same(expected, got)
+
+
+def test_gzip_with_shared_false_needs_no_broker(tmp_path):
+    """shared=False gives private memory, even for a .gz file parsed into memory that grows: no broker
+    is started (here: none can be), and dtypes numpy takes but a listing could not name work too."""
+    path = tmp_path / "t.txt.gz"
+    path.write_bytes(gzip.compress(b"1 2\n3 4\n"))
+    code = (
+        "import ndshm, numpy as np\n"
+        f"a = ndshm.loadtxt({str(path)!r}, shared=False)\n"
+        "assert not ndshm.is_shared(a) and a.tolist() == [[1, 2], [3, 4]]\n"
+        "overlap = np.dtype({'names': ['a', 'b'], 'formats': ['<i4', '<i2'], 'offsets': [0, 0]})\n"
+        f"b = ndshm.loadtxt({str(path)!r}, dtype=overlap, usecols=(0, 1), shared=False)\n"
+        f"assert b.tobytes() == np.loadtxt({str(path)!r}, dtype=overlap, usecols=(0, 1)).tobytes()\n"
+    )
+    env = {**os.environ, "NDSHM_BROKER": "/nonexistent", "NDSHM_SESSION": f"nobroker-{os.getpid()}"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize(
