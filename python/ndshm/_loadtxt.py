@@ -132,7 +132,10 @@ def _own_parser(dtype, comments, delimiter, converters, skiprows, usecols, max_r
         and quote is not None
         and columns is not None
         and delimiter_char not in ("\n", "\r")
-        and (not comment or comment not in (delimiter_char, quote))
+        # grammars numpy refuses (TypeError) go to numpy, which words the refusal
+        and (not comment or comment not in (delimiter_char, quote, "\n", "\r"))
+        and not (delimiter_char == "" and comment and comment in " \t\f\v")
+        and (not quote or quote != delimiter_char)
         and isinstance(skiprows, (int, np.integer))
         and skiprows >= 0
         and (max_rows is None or max_rows >= 0)

@@ -31,14 +31,15 @@ def _both(source, **kwargs):
             warnings.simplefilter("ignore")
             try:
                 results.append(load(data, **kwargs))
-            except ValueError as error:
+            except (ValueError, TypeError) as error:
                 results.append(type(error))
     return results
 
 
 def _assert_same(expected, got):
     if isinstance(expected, type):
-        assert isinstance(got, type) and issubclass(got, ValueError), f"numpy refused, ndshm gave {got!r}"
+        kind = TypeError if issubclass(expected, TypeError) else ValueError
+        assert isinstance(got, type) and issubclass(got, kind), f"numpy refused ({expected}); ndshm: {got!r}"
         return
     assert not isinstance(got, type), f"ndshm refused what numpy read: {expected!r}"
     if isinstance(expected, list):
@@ -154,6 +155,10 @@ CASES = {
     "single column": ("1\n2\n", {"ndmin": 1}),
     "quotes": ('"1,5",2\n"3",4\n', {"delimiter": ",", "quotechar": '"', "dtype": "S4"}),
     "comments none": ("1 2\n", {"comments": None}),
+    "whitespace comment (numpy refuses)": ("1 2\n", {"comments": " "}),
+    "tab comment (numpy refuses)": ("1\t2\n", {"comments": "\t"}),
+    "newline comment (numpy refuses)": ("1 2\n", {"comments": "\r"}),
+    "quote as delimiter (numpy refuses)": ("1,2\n", {"delimiter": ",", "quotechar": ","}),
     "spaces in S fields": ("a , b\n", {"delimiter": ",", "dtype": "S3"}),
     "whitespace line with delimiter": ("1,2\n   \n3,4\n", {"delimiter": ","}),
     "nested dtype": ("1 2 3 4\n", {"dtype": [("a", "i2"), ("b", [("x", ">f8"), ("y", "u1", (2,))])]}),
