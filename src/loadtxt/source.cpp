@@ -1,6 +1,7 @@
 // text_source: mapped files, gzip input decompressed into memory, borrowed text; text_blocks: gzip
 // input streamed in blocks of lines. Inflate: ISA-L when the build found it, else zlib; BGZF files
 // (independent members of at most 64 KiB) on all cores.
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -36,6 +37,12 @@ std::string_view without_bom(std::string_view text) {
 
 bool ends_with(const std::string &text, std::string_view suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// Nothing, or zero bytes only, after a gzip member: the end (gzip(1) and Python's gzip accept such
+/// padding, which some writers add to fill a block).
+bool only_padding(std::string_view rest) {
+  return std::all_of(rest.begin(), rest.end(), [](char c) { return c == '\0'; });
 }
 
 /// One whole gzip member inflated into a buffer of its exact uncompressed size (BGZF blocks, below).
@@ -216,7 +223,7 @@ public:
   /// Goes on from a member starting at offset.
   void start_at(std::size_t offset) {
     start_member(reinterpret_cast<const std::uint8_t *>(m_data.data() + offset));
-    m_done = offset >= m_data.size();
+    m_done = only_padding(m_data.substr(std::min(offset, m_data.size())));
   }
 
   /// Decompresses into [out, out + room); returns the bytes written, 0 only at the end of the data.
@@ -234,7 +241,7 @@ public:
       if (z.avail_in == 0)
         z.avail_in = static_cast<std::uint32_t>(std::min<std::size_t>(m_data.size() - consumed(), UINT32_MAX));
       if (z.block_state == ISAL_BLOCK_FINISH) {
-        if (consumed() == m_data.size())
+        if (only_padding(m_data.substr(consumed())))
           m_done = true;
         else
           start_member(z.next_in); // another member follows
@@ -283,7 +290,7 @@ public:
     m_zs.next_in = const_cast<Bytef *>(reinterpret_cast<const Bytef *>(m_data.data() + offset));
     m_zs.avail_in = 0;
     refill();
-    m_done = offset >= m_data.size();
+    m_done = only_padding(m_data.substr(std::min(offset, m_data.size())));
   }
 
   /// Decompresses into [out, out + room); returns the bytes written, 0 only at the end of the data.
@@ -298,7 +305,7 @@ public:
       if (m_zs.avail_in == 0)
         refill();
       if (rc == Z_STREAM_END) {
-        if (consumed() == m_data.size())
+        if (only_padding(m_data.substr(consumed())))
           m_done = true;
         else
           inflateReset(&m_zs); // another member follows

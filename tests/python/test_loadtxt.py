@@ -248,6 +248,13 @@ def test_paths_gzip_bz2_xz_and_binary_files(tmp_path):
             out.write(header + deflated + struct.pack("<II", zlib.crc32(part), len(part)))
     got = ndshm.loadtxt(tmp_path / "x.bgzf.gz", dtype=COVERAGE, delimiter="\t")
     assert got.tobytes() == expected.tobytes()
+    # Zero bytes after the last member (padding some writers add) end the data, as in Python's gzip.
+    (tmp_path / "padded.gz").write_bytes(gzip.compress(text.encode()) + b"\0" * 1000)
+    assert gzip.decompress((tmp_path / "padded.gz").read_bytes()) == text.encode()
+    (tmp_path / "padded.bgzf.gz").write_bytes((tmp_path / "x.bgzf.gz").read_bytes() + b"\0" * 1000)
+    for name in ["padded.gz", "padded.bgzf.gz"]:
+        got = ndshm.loadtxt(tmp_path / name, dtype=COVERAGE, delimiter="\t")
+        assert got.tobytes() == expected.tobytes()
 
 
 @pytest.mark.parametrize(
