@@ -172,6 +172,22 @@ TEST(loadtxt, max_rows_counts_data_rows_and_bom_is_skipped) {
 
 namespace {
 
+std::string read_bytes(const std::string &path) {
+  std::string bytes;
+  std::FILE *f = std::fopen(path.c_str(), "rb");
+  char buffer[1 << 16];
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, f)) > 0;)
+    bytes.append(buffer, n);
+  std::fclose(f);
+  return bytes;
+}
+
+void write_bytes(const std::string &path, const std::string &bytes) {
+  std::FILE *f = std::fopen(path.c_str(), "wb");
+  std::fwrite(bytes.data(), 1, bytes.size(), f);
+  std::fclose(f);
+}
+
 std::string write_gzip(const std::string &text, int members) {
   static int counter = 0;
   std::string path = ::testing::TempDir() + "ndshm-stream-" + std::to_string(::getpid()) + "-" +
@@ -217,9 +233,7 @@ std::string write_bgzf(const std::string &text, std::size_t payload, const std::
     if (part.empty())
       break;
   }
-  std::FILE *f = std::fopen(path.c_str(), "wb");
-  std::fwrite(file.data(), 1, file.size(), f);
-  std::fclose(f);
+  write_bytes(path, file);
   if (!tail.empty()) {
     gzFile g = gzopen(path.c_str(), "ab");
     gzwrite(g, tail.data(), static_cast<unsigned>(tail.size()));
@@ -305,20 +319,9 @@ TEST(loadtxt, gzip_blocks_give_what_the_whole_text_gives) {
   }
   // A damaged BGZF member: an error, whether it is inflated on its own or with others.
   std::string damaged_path = write_bgzf(text, 1000);
-  std::string damaged;
-  {
-    std::FILE *f = std::fopen(damaged_path.c_str(), "rb");
-    char buffer[1 << 16];
-    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, f)) > 0;)
-      damaged.append(buffer, n);
-    std::fclose(f);
-  }
+  std::string damaged = read_bytes(damaged_path);
   damaged[damaged.size() / 2] = static_cast<char>(damaged[damaged.size() / 2] ^ 0x55);
-  {
-    std::FILE *f = std::fopen(damaged_path.c_str(), "wb");
-    std::fwrite(damaged.data(), 1, damaged.size(), f);
-    std::fclose(f);
-  }
+  write_bytes(damaged_path, damaged);
   for (std::size_t block : {1u, 1u << 20}) {
     auto blocks = text_blocks::open_gzip(damaged_path, block);
     EXPECT_THROW((void)plan_blocks(blocks, text_format{}), std::invalid_argument) << block;
@@ -372,24 +375,10 @@ TEST(loadtxt, bgzf_sizes_that_lie_are_not_believed) {
       all += block;
     return all;
   };
-  auto slurp = [](const std::string &path) {
-    std::string bytes;
-    std::FILE *f = std::fopen(path.c_str(), "rb");
-    char buffer[1 << 16];
-    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, f)) > 0;)
-      bytes.append(buffer, n);
-    std::fclose(f);
-    return bytes;
-  };
-  auto spill = [](const std::string &path, const std::string &bytes) {
-    std::FILE *f = std::fopen(path.c_str(), "wb");
-    std::fwrite(bytes.data(), 1, bytes.size(), f);
-    std::fclose(f);
-  };
   text += text.size() % 2 == 0 ? "" : "\n";
   std::size_t half = text.size() / 2; // two members of equal size (and equal ISIZE)
   std::string path = write_bgzf(text, half);
-  std::string bytes = slurp(path);
+  std::string bytes = read_bytes(path);
   auto bsize = [&bytes](std::size_t at) {
     return static_cast<std::size_t>(static_cast<std::uint8_t>(bytes[at + 16])) |
            static_cast<std::size_t>(static_cast<std::uint8_t>(bytes[at + 17])) << 8;
@@ -398,29 +387,21 @@ TEST(loadtxt, bgzf_sizes_that_lie_are_not_believed) {
   std::string covering = bytes;
   covering[16] = static_cast<char>((first + second - 1) & 0xff); // the first member "holds" both
   covering[17] = static_cast<char>((first + second - 1) >> 8);
-  spill(path, covering);
+  write_bytes(path, covering);
   EXPECT_EQ(read_all(path), text);
   std::string huge = bytes;
   for (int k = 1; k <= 4; ++k) // the first member's ISIZE: 0xFFFFFFF0
     huge[first - k] = static_cast<char>(k == 4 ? 0xF0 : 0xFF);
-  spill(path, huge);
+  write_bytes(path, huge);
   EXPECT_THROW((void)read_all(path), std::invalid_argument);
   std::remove(path.c_str());
 }
 
 TEST(loadtxt, corrupt_and_truncated_gzip_are_errors) {
   std::string gz = write_gzip("1 2\n3 4\n", 1);
-  std::string bytes;
-  {
-    std::FILE *f = std::fopen(gz.c_str(), "rb");
-    char buffer[256];
-    bytes.assign(buffer, std::fread(buffer, 1, sizeof buffer, f));
-    std::fclose(f);
-  }
+  std::string bytes = read_bytes(gz);
   for (const std::string &damaged : {bytes.substr(0, bytes.size() - 10), bytes.substr(0, 12) + "garbage!garbage"}) {
-    std::FILE *f = std::fopen(gz.c_str(), "wb");
-    std::fwrite(damaged.data(), 1, damaged.size(), f);
-    std::fclose(f);
+    write_bytes(gz, damaged);
     auto blocks = text_blocks::open_gzip(gz, 4);
     EXPECT_THROW((void)plan_blocks(blocks, text_format{}), std::invalid_argument);
   }
