@@ -77,6 +77,8 @@ public:
   /// is valid until the next call. Throws std::invalid_argument for corrupt or truncated data.
   [[nodiscard]] std::string_view next();
   [[nodiscard]] const std::string &name() const noexcept;
+  /// True for BGZF (members inflated on all cores); false when one thread inflates.
+  [[nodiscard]] bool inflates_in_parallel() const noexcept;
 
 private:
   struct state;

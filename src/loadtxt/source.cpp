@@ -447,14 +447,15 @@ text_source text_source::borrow(std::string_view text, std::string name, bool at
   return source;
 }
 
-// A thread inflates the next block while the caller parses the current one (at most three blocks
-// exist: the caller's, one ready, one being filled).
+// A thread inflates the next blocks while the caller parses the current one (at most four blocks
+// exist: the caller's, two ready, one being filled; two ready absorb the two stages' jitter).
 struct text_blocks::state {
   std::string name;
   std::shared_ptr<void> mapping;
   std::string_view compressed;
   gzip_reader source;
   std::size_t block_bytes;
+  bool parallel; // BGZF
 
   std::thread producer;
   std::mutex mutex;
@@ -467,7 +468,7 @@ struct text_blocks::state {
 
   state(std::string path, std::pair<std::shared_ptr<void>, std::string_view> file, std::size_t block)
       : name(path), mapping(std::move(file.first)), compressed(file.second), source(std::move(path), compressed),
-        block_bytes(std::max<std::size_t>(block, 1)) {}
+        block_bytes(std::max<std::size_t>(block, 1)), parallel(bgzf_at(compressed, 0).has_value()) {}
   state(const state &) = delete;
   state &operator=(const state &) = delete;
   ~state() { stop(); }
@@ -504,7 +505,7 @@ struct text_blocks::state {
         std::vector<char> block;
         {
           std::unique_lock lock(mutex);
-          changed.wait(lock, [&] { return stopping || ready.empty(); });
+          changed.wait(lock, [&] { return stopping || ready.size() < 2; });
           if (stopping)
             return;
           if (!spare.empty()) {
@@ -588,5 +589,7 @@ std::string_view text_blocks::next() {
 }
 
 const std::string &text_blocks::name() const noexcept { return m->name; }
+
+bool text_blocks::inflates_in_parallel() const noexcept { return m->parallel; }
 
 } // namespace ndshm
