@@ -237,51 +237,49 @@ public:
         return nullptr;
       const step &s = m_steps[c];
       const char *const start = p;
-      {
-        std::byte *const out = dest + s.offset;
-        switch (s.what) {
-        case how::float32:
-        case how::float64:
-        case how::floating: {
-          double value = 0;
-          p = detail::scan_plain_decimal(p, value);
-          if (p == nullptr)
-            return nullptr;
-          if (s.what == how::float32)
-            detail::store(out, static_cast<float>(value), false);
-          else if (s.what == how::float64)
-            detail::store(out, value, false);
+      std::byte *const out = dest + s.offset;
+      switch (s.what) {
+      case how::float32:
+      case how::float64:
+      case how::floating: {
+        double value = 0;
+        p = detail::scan_plain_decimal(p, value);
+        if (p == nullptr)
+          return nullptr;
+        if (s.what == how::float32)
+          detail::store(out, static_cast<float>(value), false);
+        else if (s.what == how::float64)
+          detail::store(out, value, false);
+        else
+          detail::store_floating(*s.field, value, out);
+        break;
+      }
+      case how::int32:
+      case how::int64:
+      case how::integer: {
+        bool negative = false;
+        std::uint64_t magnitude = 0;
+        p = detail::scan_plain_integer(p, negative, magnitude);
+        if (p == nullptr)
+          return nullptr;
+        if (s.what == how::integer) {
+          ok &= detail::store_integer(*s.field, negative, magnitude, out);
+        } else { // 15 digits at most: magnitude < 2^50 fits an int64; an int32 is checked
+          ok &= s.what == how::int64 || magnitude <= 0x7FFFFFFFu + std::uint64_t{negative};
+          std::uint64_t bits = negative ? 0 - magnitude : magnitude;
+          if (s.what == how::int32)
+            detail::store(out, static_cast<std::uint32_t>(bits), false);
           else
-            detail::store_floating(*s.field, value, out);
-          break;
+            detail::store(out, bits, false);
         }
-        case how::int32:
-        case how::int64:
-        case how::integer: {
-          bool negative = false;
-          std::uint64_t magnitude = 0;
-          p = detail::scan_plain_integer(p, negative, magnitude);
-          if (p == nullptr)
-            return nullptr;
-          if (s.what == how::integer) {
-            ok &= detail::store_integer(*s.field, negative, magnitude, out);
-          } else { // 15 digits at most: magnitude < 2^50 fits an int64; an int32 is checked
-            ok &= s.what == how::int64 || magnitude <= 0x7FFFFFFFu + std::uint64_t{negative};
-            std::uint64_t bits = negative ? 0 - magnitude : magnitude;
-            if (s.what == how::int32)
-              detail::store(out, static_cast<std::uint32_t>(bits), false);
-            else
-              detail::store(out, bits, false);
-          }
-          break;
-        }
-        case how::text:
-          p = store_text(p, limit, *s.field, s.wide, out);
-          break;
-        case how::skip:
-          p = text_end(p, limit);
-          break;
-        }
+        break;
+      }
+      case how::text:
+        p = store_text(p, limit, *s.field, s.wide, out);
+        break;
+      case how::skip:
+        p = text_end(p, limit);
+        break;
       }
       if (p == nullptr)
         return nullptr;
