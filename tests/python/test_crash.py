@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import random
 import signal
@@ -50,3 +51,39 @@ def test_kill_9_anywhere_leaves_nothing_behind():
     rng = random.Random(20261125)
     for k in range(ROUNDS):
         _round(k, rng)
+
+
+def test_kill_9_while_a_gz_file_grows_its_segment_leaves_nothing(tmp_path):
+    """A .gz file is parsed into a segment that grows, unknown to any broker until complete: SIGKILL
+    of the loading process while it grows (seen in its /proc maps: an event, not a sleep) leaves no
+    memory held and no broker behind."""
+    session = f"crash-gz-{os.getpid()}"
+    block = "".join(f"chr{i % 22}\t{i}\t{i % 100}.5\t{i % 50}\t{i % 9}\n" for i in range(100_000))
+    path = tmp_path / "big.tsv.gz"
+    path.write_bytes(gzip.compress((block * 40).encode(), 1))  # 100 MB of text: about a second of parsing
+    code = (
+        "import sys, ndshm\n"
+        "print('go', flush=True)\n"
+        "ndshm.loadtxt(sys.argv[1], **ndshm.PRESETS['coverage5'])\n"
+    )
+    env = dict(os.environ, NDSHM_SESSION=session, NDSHM_BROKER_LINGER="0.2")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout.readline() == b"go\n"
+        growing = f"memfd:ndshm:{session}:growing"
+        while proc.poll() is None:
+            try:
+                if growing in Path(f"/proc/{proc.pid}/maps").read_text():
+                    break
+            except (FileNotFoundError, ProcessLookupError):
+                break
+        assert proc.poll() is None, "the load ended before its segment was seen growing"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    for pid in broker_pids(session):  # none was needed while the segment grew
+        assert wait_exit(pid, timeout=10)
+    assert memfd_holders(session) == {}
