@@ -74,20 +74,16 @@ public:
   explicit client(std::string session) : m_session(std::move(session)) {}
 
   std::shared_ptr<mapping> create(const segment_options &options) {
-    bool random = options.name.empty();
-    for (int attempt = 0; attempt < 8; ++attempt) {
-      std::string name = random ? hex_name() : options.name;
-      unique_fd fd = memory_create("ndshm:" + m_session + ":" + name, options.size, options.populate);
-      auto result = mapping::map(fd.get(), options.size, access::read_write, m_session, name);
-      if (options.populate && options.size >= populate_threshold) {
-        auto cores = static_cast<std::uint64_t>(std::max(1u, std::thread::hardware_concurrency()));
-        auto threads = std::clamp<std::uint64_t>(options.size / populate_per_thread, 1, cores);
-        memory_populate(result->data(), options.size, static_cast<unsigned>(threads));
-      }
-      if (enroll(fd.get(), result, options))
-        return result;
+    std::string name = options.name.empty() ? hex_name() : options.name;
+    unique_fd fd = memory_create("ndshm:" + m_session + ":" + name, options.size, options.populate);
+    auto result = mapping::map(fd.get(), options.size, access::read_write, m_session, name);
+    if (options.populate && options.size >= populate_threshold) {
+      auto cores = static_cast<std::uint64_t>(std::max(1u, std::thread::hardware_concurrency()));
+      auto threads = std::clamp<std::uint64_t>(options.size / populate_per_thread, 1, cores);
+      memory_populate(result->data(), options.size, static_cast<unsigned>(threads));
     }
-    throw broker_error("ndshm: could not find a free segment name");
+    enroll(fd.get(), result, options);
+    return result;
   }
 
   /// A sealed segment this process filled itself (growing_segment), already mapped by segment:
@@ -95,31 +91,32 @@ public:
   void adopt(int fd, const std::shared_ptr<mapping> &segment, const segment_options &options) {
     segment_options random = options;
     random.name.clear();
-    for (int attempt = 0; attempt < 8; ++attempt) {
-      segment->m_name = hex_name();
-      if (enroll(fd, segment, random))
-        return;
-    }
-    throw broker_error("ndshm: could not find a free segment name");
+    segment->m_name = hex_name();
+    enroll(fd, segment, random);
   }
 
 private:
-  /// Registers a new segment (fd, mapped by segment) with the broker; false if its name is taken.
-  bool enroll(int fd, const std::shared_ptr<mapping> &segment, const segment_options &options) {
+  /// Registers a new segment (fd, mapped by segment) with the broker. A random name (options.name
+  /// empty) that is taken is drawn again; a chosen one raises segment_exists.
+  void enroll(int fd, const std::shared_ptr<mapping> &segment, const segment_options &options) {
     std::lock_guard lock(m_mutex);
-    request message{op::create, options.named ? flag_named : 0u, options.size, segment->name(), capped(options.meta)};
-    reply answer = call(message, fd, nullptr);
-    if (answer.code == status::exists) {
-      if (options.name.empty())
-        return false;
-      throw segment_exists("ndshm: a segment named '" + segment->name() + "' already exists in session '" +
-                           m_session + "'");
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      request message{op::create, options.named ? flag_named : 0u, options.size, segment->name(), capped(options.meta)};
+      reply answer = call(message, fd, nullptr);
+      if (answer.code == status::exists) {
+        if (!options.name.empty())
+          throw segment_exists("ndshm: a segment named '" + segment->name() + "' already exists in session '" +
+                               m_session + "'");
+        segment->m_name = hex_name(); // the memfd's label keeps the first name: /proc listings only
+        continue;
+      }
+      expect_ok(answer, segment->name());
+      ++m_live[segment->name()];
+      m_cache[1][segment->name()] = segment;
+      segment->m_registered = true; // last: if the lines above throw, ~mapping must not take our lock
+      return;
     }
-    expect_ok(answer, segment->name());
-    ++m_live[segment->name()];
-    m_cache[1][segment->name()] = segment;
-    segment->m_registered = true; // last: if the lines above throw, ~mapping must not take our lock
-    return true;
+    throw broker_error("ndshm: could not find a free segment name");
   }
 
 public:
@@ -424,7 +421,7 @@ std::byte *growing_segment::reserve(std::uint64_t nbytes) {
 }
 
 std::shared_ptr<mapping> growing_segment::take(std::uint64_t nbytes) {
-  if (nbytes > m_capacity && nbytes != 0)
+  if (nbytes > m_capacity)
     throw std::invalid_argument("ndshm: a growing segment finished past what was reserved");
   std::byte *data = reserve(0);
   m_data = static_cast<std::byte *>(detail::memory_resize(m_fd, data, m_capacity, nbytes));

@@ -60,6 +60,13 @@ std::uint64_t available_memory() {
   return available;
 }
 
+/// The kernel would fill all of memory page by page and call the OOM killer before an allocation
+/// failed: refuse up front what cannot fit (checked for large requests only, to keep small ones cheap).
+void refuse_beyond_memory(std::uint64_t nbytes) {
+  if (nbytes >= (std::uint64_t{64} << 20) && nbytes > available_memory())
+    throw std::bad_alloc();
+}
+
 } // namespace
 
 void unique_fd::reset(int fd) noexcept {
@@ -68,16 +75,18 @@ void unique_fd::reset(int fd) noexcept {
   m_fd = fd;
 }
 
-unique_fd memory_create(const std::string &label, std::uint64_t nbytes, bool reserve) {
+unique_fd memory_create_growable(const std::string &label) {
   unique_fd fd(::memfd_create(label.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd)
     throw_errno("memfd_create");
   ::fchmod(fd.get(), 0600);
+  return fd;
+}
+
+unique_fd memory_create(const std::string &label, std::uint64_t nbytes, bool reserve) {
+  unique_fd fd = memory_create_growable(label);
   std::uint64_t reserved = page_round(nbytes == 0 ? 1 : nbytes);
-  // The kernel would fill all of memory page by page and call the OOM killer before fallocate failed:
-  // refuse up front what cannot fit (checked for large requests only, to keep small creates cheap).
-  if (reserved >= (std::uint64_t{64} << 20) && reserved > available_memory())
-    throw std::bad_alloc();
+  refuse_beyond_memory(reserved);
   // fallocate reserves every page now: a short machine fails here with ENOSPC/ENOMEM, not later with SIGBUS.
   // Without reserve, the creator promises to prefault every page itself (memory_prefault), in parallel.
   if (!reserve) {
@@ -101,18 +110,11 @@ void memory_seal(int fd) {
     throw_errno("fcntl(F_ADD_SEALS)");
 }
 
-unique_fd memory_create_growable(const std::string &label) {
-  unique_fd fd(::memfd_create(label.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!fd)
-    throw_errno("memfd_create");
-  ::fchmod(fd.get(), 0600);
-  return fd;
-}
 
 void *memory_resize(int fd, void *address, std::uint64_t old_bytes, std::uint64_t nbytes) {
   std::uint64_t before = page_round(old_bytes == 0 ? 1 : old_bytes), after = page_round(nbytes == 0 ? 1 : nbytes);
-  if (after > before && after - before >= (std::uint64_t{64} << 20) && after - before > available_memory())
-    throw std::bad_alloc();
+  if (after > before)
+    refuse_beyond_memory(after - before);
   // Each step either completes or leaves fd and the mapping as they were (the caller keeps both).
   if (::ftruncate(fd, static_cast<off_t>(after)) != 0)
     throw_errno("ftruncate");
