@@ -36,6 +36,10 @@ using detail::is_space;
 #define NDSHM_CLONES
 #endif
 
+/// The comment character, or '\n' when there is none: '\n' never stands inside a line, so a search
+/// for it there finds nothing.
+char comment_char(const text_format &format) { return format.comment.empty() ? '\n' : format.comment[0]; }
+
 // Below this, starting threads costs more than it saves.
 constexpr std::size_t bytes_per_thread = 1 << 20;
 
@@ -71,8 +75,8 @@ public:
     return r;
   }
 
-  /// The row starting at p without looking for comments (the simple path refuses rows that hold
-  /// the comment character, so the general path deals with them).
+private:
+  /// The line starting at p, its line end removed (read() then cuts the comment).
   [[nodiscard]] row read_line(const char *p, const char *end) const noexcept {
     const char *nl = static_cast<const char *>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
     const char *line_end = nl != nullptr ? nl : end;
@@ -82,6 +86,7 @@ public:
     return {p, content_end, nl != nullptr ? nl + 1 : end, 1};
   }
 
+public:
   /// numpy skips empty lines; with whitespace as delimiter, lines of only whitespace too.
   [[nodiscard]] bool blank(const row &r) const noexcept {
     if (m_format.delimiter != 0)
@@ -216,11 +221,9 @@ public:
   /// fields[f] is stored from column column_of[f] (strictly increasing); wide from wide_stores.
   row_program(const text_format &format, std::span<const field_spec> fields, std::span<const std::size_t> column_of,
               std::size_t columns, std::span<const char> wide)
-      : m_delimiter(format.delimiter), m_comment(format.comment.empty() ? '\n' : format.comment[0]),
-        m_steps(columns) {
+      : m_delimiter(format.delimiter), m_comment(comment_char(format)), m_steps(columns) {
     for (std::size_t f = 0; f < fields.size(); ++f)
-      if (column_of[f] < columns) // columns is 0 when the program is not used
-        m_steps[column_of[f]] = step_for(fields[f], wide[f] != 0);
+      m_steps[column_of[f]] = step_for(fields[f], wide[f] != 0);
   }
 
   /// Parses the row at p into dest; returns the start of the next row, or nullptr (see above).
@@ -429,8 +432,7 @@ NDSHM_CLONES std::optional<std::uint64_t> count_plain_lines(const text_format &f
   auto size = static_cast<std::size_t>(end - p);
   if (format.delimiter == 0 || format.quote != 0 || size == 0)
     return std::nullopt;
-  // '\n' never stands inside a line: a stand-in when there is no comment character.
-  const char comment = format.comment.empty() ? '\n' : format.comment[0];
+  const char comment = comment_char(format);
   // An empty line: '\n' or "\r\n" right after the start or after a '\n' (a line of just "\r" is
   // empty too: its '\r' is cut as part of a CRLF).
   std::uint64_t count = 0;
@@ -605,7 +607,9 @@ void parse_rows(const text_source &source, const text_format &format, const text
     column_of[f] = static_cast<std::size_t>(c);
   }
   const std::vector<char> wide = wide_stores(fields, row_stride);
-  const row_program program(format, fields, column_of, simple ? columns : 0, wide);
+  std::optional<row_program> program;
+  if (simple)
+    program.emplace(format, fields, column_of, columns, wide);
   const char *const limit = base + text.size();
   std::atomic<bool> out_of_memory{false};
   run_parallel(plan.chunks.size(), [&](std::size_t i) {
@@ -637,8 +641,8 @@ void parse_rows(const text_source &source, const text_format &format, const text
         mapped = upto;
       }
       std::byte *dest = out + index * row_stride;
-      if (simple) {
-        if (const char *next = program.parse(q, limit, dest); next != nullptr) {
+      if (program) {
+        if (const char *next = program->parse(q, limit, dest); next != nullptr) {
           q = next;
           ++index;
           ++line;
