@@ -753,8 +753,9 @@ text_plan plan_blocks(text_blocks &blocks, const text_format &format) {
 text_plan parse_stream(text_blocks &blocks, const text_format &format, std::span<const field_spec> fields,
                        std::uint64_t row_stride, const std::function<std::byte *(std::uint64_t)> &room) {
   // One thread inflating plain gzip has a core of its own: parsing takes the others (1 GB of gzip -1
-  // coverage text on 2 cores, from C++: 3.0-3.3 s this way in 4 runs, 3.1-3.9 s parsing on both in 8).
-  // BGZF inflates on every core in bursts: parsing too (3.1-3.9 s vs 3.8-4.1 s on one, 3 runs each).
+  // coverage text on 2 cores: 3.0-3.3 s this way in 4 runs, 3.1-3.9 s parsing on both in 8). BGZF
+  // inflates on every core in bursts: parsing too (3.1-3.9 s vs 3.8-4.1 s on one, 3 runs each).
+  // Runs of bench/parse_bench.cpp FILE.gz 1|2 (quiet moments of this noisy VM: 3.5-3.9 s in others).
   text_format parsing = format;
   if (parsing.threads == 0 && !blocks.inflates_in_parallel())
     parsing.threads = std::max(1u, std::thread::hardware_concurrency() - 1);

@@ -1,0 +1,47 @@
+"""Where ndshm.loadtxt's time goes on a plain file: open + row count (TextJob.open), allocation, and
+parse (including the output's page faults), for 1 and 2 threads.
+
+Run: python bench/loadtxt_phases.py [FILE] [--reps 3]   (default FILE: bench_loadtxt.py's 1 GB coverage
+file). Prints each repetition; the figures in the closing notes come from runs of this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import ndshm
+from ndshm import _core
+from ndshm._array import _new
+from ndshm._loadtxt import _fields
+
+COVERAGE = np.dtype(ndshm.PRESETS["coverage5"]["dtype"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("file", nargs="?", default="/tmp/ndshm-bench/coverage-1000000000.tsv")
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    fields = _fields(COVERAGE)
+    with open(args.file, "rb") as f:  # page cache warm, as in the other benchmarks
+        while f.read(1 << 24):
+            pass
+    for _ in range(args.reps):
+        for threads in (1, 2):
+            t0 = time.perf_counter()
+            job = _core.TextJob.open(args.file, "\t", "#", "", 0, -1, [], False, threads)
+            t1 = time.perf_counter()
+            out = _new((job.rows,), COVERAGE, populate=False)
+            t2 = time.perf_counter()
+            job.parse(fields, out.__array_interface__["data"][0], out.nbytes, COVERAGE.itemsize)
+            t3 = time.perf_counter()
+            print(f"threads {threads}: open + row count {t1 - t0:.2f} s, allocation {t2 - t1:.2f} s, "
+                  f"parse + page faults {t3 - t2:.2f} s, total {t3 - t0:.2f} s", flush=True)  # fmt: skip
+            del out, job
+
+
+if __name__ == "__main__":
+    main()
