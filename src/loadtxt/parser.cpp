@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #if defined(__SSE2__)
@@ -224,21 +225,63 @@ public:
       : m_delimiter(format.delimiter), m_comment(comment_char(format)), m_steps(columns) {
     for (std::size_t f = 0; f < fields.size(); ++f)
       m_steps[column_of[f]] = step_for(fields[f], wide[f] != 0);
+    m_run = m_delimiter != 0 ? pick<true>(columns, std::make_index_sequence<12>())
+                             : pick<false>(columns, std::make_index_sequence<12>());
+  }
+
+  /// Parses rows at p into dest (stride bytes apart) while they take the fast path: at most n rows,
+  /// none starting at or past stop. Returns how many; p ends past them.
+  std::uint64_t parse_run(const char *&p, const char *stop, const char *limit, std::byte *dest, std::uint64_t stride,
+                          std::uint64_t n) const noexcept {
+    return m_run(*this, p, stop, limit, dest, stride, n);
+  }
+
+private:
+  using run_fn = std::uint64_t (*)(const row_program &, const char *&, const char *, const char *, std::byte *,
+                                   std::uint64_t, std::uint64_t) noexcept;
+
+  /// A run of rows, compiled for each column count up to 12 (0: any) and delimiter mode: the column
+  /// loop unrolled, each column's conversion is a branch of its own, always taken the same way.
+  /// Kept out of line: inlined into the general path's loop, its values were spilled to the stack (perf).
+  template <std::size_t Columns, bool Delimited>
+  [[gnu::noinline]] static std::uint64_t run(const row_program &self, const char *&p, const char *stop,
+                                             const char *limit, std::byte *dest, std::uint64_t stride,
+                                             std::uint64_t n) noexcept {
+    const char *q = p;
+    std::uint64_t k = 0;
+    for (; k < n && q < stop; ++k, dest += stride) {
+      const char *next = self.parse<Columns, Delimited>(q, limit, dest);
+      if (next == nullptr)
+        break;
+      q = next;
+    }
+    p = q;
+    return k;
+  }
+
+  template <bool Delimited, std::size_t... Columns>
+  static run_fn pick(std::size_t columns, std::index_sequence<Columns...>) noexcept {
+    run_fn chosen = &run<0, Delimited>;
+    ((chosen = columns == Columns + 1 ? &run<Columns + 1, Delimited> : chosen), ...);
+    return chosen;
   }
 
   /// Parses the row at p into dest; returns the start of the next row, or nullptr (see above).
   /// Reads at most 64 bytes past any byte it looks at; limit: the end of readable text.
-  [[nodiscard]] const char *parse(const char *p, const char *limit, std::byte *dest) const noexcept {
+  template <std::size_t Columns, bool Delimited>
+  [[nodiscard, gnu::always_inline]] const char *parse(const char *p, const char *limit, std::byte *dest) const noexcept {
     if (limit - p < 64)
       return nullptr;
-    if (m_delimiter != 0 ? *p == '\n' || (*p == '\r' && p[1] == '\n') : (p = skip_spaces(p, limit)) == nullptr)
+    if (Delimited ? *p == '\n' || (*p == '\r' && p[1] == '\n') : (p = skip_spaces(p, limit)) == nullptr)
       return nullptr; // a blank line (in whitespace mode, skip_spaces may run out of text)
     bool ok = true;
-    const std::size_t last = m_steps.size() - 1;
+    const std::size_t last = (Columns != 0 ? Columns : m_steps.size()) - 1;
+    const step *const steps = m_steps.data();
+#pragma GCC unroll 12
     for (std::size_t c = 0; c <= last; ++c) {
       if (limit - p < 64)
         return nullptr;
-      const step &s = m_steps[c];
+      const step &s = steps[c];
       const char *const start = p;
       std::byte *const out = dest + s.offset;
       switch (s.what) {
@@ -288,7 +331,7 @@ public:
         return nullptr;
       // The separator: the delimiter (or, in whitespace mode, a run of spaces) between columns, the
       // line end after the last. In whitespace mode every column holds text.
-      if (m_delimiter != 0) {
+      if (Delimited) {
         if (c == last && *p == '\r' && limit - p >= 2) // (text ending in "\r": the general path decides)
           ++p;
         ok &= *p == (c == last ? '\n' : m_delimiter);
@@ -305,7 +348,6 @@ public:
     return ok ? p : nullptr;
   }
 
-private:
   /// What a column becomes: little-endian 32/64-bit ints and floats have their own (the common
   /// dtypes), other numbers go through the field's spec.
   enum class how : std::uint8_t { skip, text, int32, int64, integer, float32, float64, floating };
@@ -398,6 +440,7 @@ private:
   char m_delimiter;
   char m_comment;
   std::vector<step> m_steps; // one per column
+  run_fn m_run = nullptr;
 };
 
 /// 64 bytes at p as bit masks: where '\n', '\r' and the comment character stand ('\n' for none: no marks).
@@ -640,15 +683,14 @@ void parse_rows(const text_source &source, const text_format &format, const text
         }
         mapped = upto;
       }
-      std::byte *dest = out + index * row_stride;
       if (program) {
-        if (const char *next = program->parse(q, limit, dest); next != nullptr) {
-          q = next;
-          ++index;
-          ++line;
+        std::uint64_t done = program->parse_run(q, stop, limit, out + index * row_stride, row_stride, mapped - index);
+        index += done;
+        line += done;
+        if (index == mapped || q >= stop)
           continue;
-        }
       }
+      std::byte *dest = out + index * row_stride;
       row r = scan.read(q, stop);
       std::uint64_t row_lines = r.lines;
       q = r.next;
