@@ -31,9 +31,22 @@ PyObject *g_parse_error = nullptr;
 struct text_job {
   ndshm::text_source source;
   std::optional<ndshm::text_blocks> blocks; ///< a gzip file read in blocks instead of source
+  bool one_pass = false;                    ///< source parsed by one thread, its rows not counted first
   ndshm::text_format format;
   ndshm::text_plan plan;
   nb::object keep; ///< the bytes object a borrowed source points into
+
+  [[nodiscard]] bool streamed() const noexcept { return blocks.has_value() || one_pass; }
+
+  /// Plans the rows of source, or on one thread only the first row's columns (the rows are counted
+  /// as parse_new parses them).
+  void plan_source() {
+    one_pass = ndshm::parses_in_one_pass(source, format);
+    ndshm::text_format first = format;
+    if (one_pass)
+      first.max_rows = 0;
+    plan = ndshm::plan_rows(source, first);
+  }
 };
 
 /// A field as Python describes it: kind, size, offset, big_endian, type name.
@@ -198,7 +211,7 @@ NB_MODULE(_core, m) {
                                       std::move(usecols), truncate, threads);
             if (begin != 0 || end != UINT64_MAX) {
               job->source = ndshm::text_source::open(path, begin, end);
-              job->plan = ndshm::plan_rows(job->source, job->format);
+              job->plan_source();
             } else if (path.ends_with(".gz") && job->format.quote == 0) { // streamed: memory stays bounded
               job->blocks.emplace(ndshm::text_blocks::open_gzip(path));
               ndshm::text_format first = job->format;
@@ -206,14 +219,14 @@ NB_MODULE(_core, m) {
               job->plan = ndshm::plan_blocks(*job->blocks, first);
             } else {
               job->source = ndshm::text_source::open(path);
-              job->plan = ndshm::plan_rows(job->source, job->format);
+              job->plan_source();
             }
             return job.release();
           },
           "path"_a, "delimiter"_a, "comment"_a, "quote"_a, "skiprows"_a, "max_rows"_a, "usecols"_a,
           "truncate"_a, "threads"_a, "begin"_a = 0, "end"_a = UINT64_MAX, nb::rv_policy::take_ownership,
-          "Maps a file and plans its rows (a .gz file without quoting: streamed, its rows counted as "
-          "parse_new parses them; rows is None until then); "
+          "Maps a file and plans its rows (a .gz file without quoting, or text one thread parses: streamed, "
+          "its rows counted as parse_new parses them; rows is None until then); "
           "begin/end: only the lines that start within those bytes of a plain file.")
       .def_static(
           "from_bytes",
@@ -227,18 +240,19 @@ NB_MODULE(_core, m) {
                                       std::move(usecols), truncate, threads);
             nb::gil_scoped_release unlocked;
             job->source = ndshm::text_source::borrow(text, std::move(name));
-            job->plan = ndshm::plan_rows(job->source, job->format);
+            job->plan_source();
             return job.release();
           },
           "data"_a, "name"_a, "delimiter"_a, "comment"_a, "quote"_a, "skiprows"_a, "max_rows"_a, "usecols"_a,
-          "truncate"_a, "threads"_a, nb::rv_policy::take_ownership, "Plans the rows of text held in memory.")
+          "truncate"_a, "threads"_a, nb::rv_policy::take_ownership,
+          "Plans the rows of text held in memory (or streams them, as open does).")
       .def_prop_ro("rows",
                    [](const text_job &job) -> std::optional<std::uint64_t> {
-                     if (job.blocks)
+                     if (job.streamed())
                        return std::nullopt;
                      return job.plan.rows;
                    })
-      .def_prop_ro("streamed", [](const text_job &job) { return job.blocks.has_value(); },
+      .def_prop_ro("streamed", [](const text_job &job) { return job.streamed(); },
                    "True for a stream parsed in one pass (parse_new), False for planned rows (parse).")
       .def_prop_ro("columns", [](const text_job &job) { return job.plan.columns; })
       .def(
@@ -247,7 +261,7 @@ NB_MODULE(_core, m) {
              std::uint64_t row_stride) {
             if (job.plan.rows * row_stride > nbytes)
               throw std::invalid_argument("ndshm: output buffer too small for the rows");
-            if (job.blocks)
+            if (job.streamed())
               throw std::invalid_argument("ndshm: a streamed job is parsed with parse_new");
             nb::gil_scoped_release unlocked;
             ndshm::parse_rows(job.source, job.format, job.plan, to_fields(specs),
@@ -259,12 +273,14 @@ NB_MODULE(_core, m) {
           "parse_new",
           [](text_job &job, const std::vector<field_tuple> &specs, std::uint64_t row_stride, bool shared,
              std::string session, std::string dtype, std::string shape_tail) {
-            if (!job.blocks)
+            if (!job.streamed())
               throw std::invalid_argument("ndshm: parse_new is for streamed jobs");
             nb::gil_scoped_release unlocked;
             ndshm::growing_segment segment(std::move(session));
-            auto plan = ndshm::parse_stream(*job.blocks, job.format, to_fields(specs), row_stride,
-                                            [&](std::uint64_t nbytes) { return segment.reserve(nbytes); });
+            auto fields = to_fields(specs);
+            auto room = [&](std::uint64_t nbytes) { return segment.reserve(nbytes); };
+            auto plan = job.blocks ? ndshm::parse_stream(*job.blocks, job.format, fields, row_stride, room)
+                                   : ndshm::parse_one_pass(job.source, job.format, fields, row_stride, room);
             if (!shared)
               return std::make_pair(segment.finish_private(plan.rows * row_stride), plan.rows);
             ndshm::segment_options options;

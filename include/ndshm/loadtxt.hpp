@@ -1,8 +1,10 @@
 // The text loader: numpy.loadtxt's grammar, parsed on all cores straight into a caller's array.
 //
-// Two phases so that the caller owns the allocation (shared or private memory):
+// On several threads, two phases so that the caller owns the allocation (shared or private memory):
 //   plan = plan_rows(source, format)      counts rows per chunk in parallel (and the first row's columns)
 //   parse_rows(source, format, plan, fields, out, row_stride)   each thread fills its own rows
+// On one thread (parses_in_one_pass), and for streams, rows are parsed as they are found into memory
+// the caller grows: parse_one_pass, parse_stream.
 #pragma once
 
 #include <cstddef>
@@ -119,11 +121,22 @@ public:
 void parse_rows(const text_source &source, const text_format &format, const text_plan &plan,
                 std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride);
 
+/// True when one thread parses the text (threads 1, a short text, max_rows): then parse_one_pass
+/// reads it without counting its rows first.
+[[nodiscard]] bool parses_in_one_pass(const text_source &source, const text_format &format);
+
+/// Parses text in one pass on the calling thread into room the caller grows (room as in
+/// parse_stream); returns rows, columns and lines as plan_rows would.
+text_plan parse_one_pass(const text_source &source, const text_format &format,
+                         std::span<const field_spec> fields, std::uint64_t row_stride,
+                         const std::function<std::byte *(std::uint64_t)> &room);
+
 /// plan_rows over every block of a stream (no quotes: a row is a line): rows, columns and lines. With
 /// format.max_rows 0 it reads only up to the first row (its column count).
 [[nodiscard]] text_plan plan_blocks(text_blocks &blocks, const text_format &format);
 
-/// Parses a stream in one pass: each block is planned, then parsed into room the caller grows.
+/// Parses a stream in one pass: each block is parsed (planned first when on several threads) into
+/// room the caller grows.
 /// room(nbytes) returns the output's first byte with at least nbytes usable (it may move from call
 /// to call; the rows already parsed move with it). Returns rows, columns and lines as plan_blocks does.
 text_plan parse_stream(text_blocks &blocks, const text_format &format, std::span<const field_spec> fields,

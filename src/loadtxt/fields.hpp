@@ -44,21 +44,21 @@ template <class T> void store(std::byte *out, T value, bool swap) noexcept {
 static_assert(std::endian::native == std::endian::little, "the SWAR digit code assumes little endian");
 
 /// Bytes p[0..8) minus '0' each: digit values where the bytes are digits.
-[[nodiscard]] inline std::uint64_t digit_bytes(const char *p) noexcept {
+[[nodiscard, gnu::always_inline]] inline std::uint64_t digit_bytes(const char *p) noexcept {
   std::uint64_t v;
   std::memcpy(&v, p, 8);
   return v ^ 0x3030303030303030ULL;
 }
 
 /// How many of the 8 bytes (from the lowest) are digits before the first non-digit.
-[[nodiscard]] inline unsigned leading_digits(std::uint64_t x) noexcept {
+[[nodiscard, gnu::always_inline]] inline unsigned leading_digits(std::uint64_t x) noexcept {
   // a byte's top bit ends up set iff its value (x = byte ^ '0') is not 0..9; no carries between bytes
   std::uint64_t other = (((x & 0x7F7F7F7F7F7F7F7FULL) + 0x7676767676767676ULL) | x) & 0x8080808080808080ULL;
   return other != 0 ? static_cast<unsigned>(std::countr_zero(other)) >> 3 : 8;
 }
 
 /// The number written by the first n (1..8) digit bytes of x.
-[[nodiscard]] inline std::uint64_t digits_value(std::uint64_t x, unsigned n) noexcept {
+[[nodiscard, gnu::always_inline]] inline std::uint64_t digits_value(std::uint64_t x, unsigned n) noexcept {
   x <<= 8 * (8 - n); // right-align: the vacated low bytes read as leading zeros
   x = (x * 2561) >> 8;
   x = ((x & 0x00FF00FF00FF00FFULL) * 6553601) >> 16;
@@ -66,7 +66,7 @@ static_assert(std::endian::native == std::endian::little, "the SWAR digit code a
 }
 
 /// A run of up to 15 digits at p: its value and length (0 if none; 16 means "15 or more": give up).
-[[nodiscard]] inline unsigned scan_digits(const char *p, std::uint64_t &value) noexcept {
+[[nodiscard, gnu::always_inline]] inline unsigned scan_digits(const char *p, std::uint64_t &value) noexcept {
   static constexpr std::uint64_t powers[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
   std::uint64_t x = digit_bytes(p);
   unsigned n = leading_digits(x);
@@ -143,7 +143,8 @@ static_assert(std::endian::native == std::endian::little, "the SWAR digit code a
 /// The common shape of a decimal at p, 8 digits at a time: [sign] digits [. digits] with 1 to 15 digits
 /// (exact in a double, and 10^m too, so one division rounds correctly: Python's float()). Returns the
 /// byte after it, or nullptr for any other shape (the general parser decides). Reads up to 34 bytes.
-[[nodiscard]] inline const char *scan_plain_decimal(const char *p, double &value) noexcept {
+[[nodiscard, gnu::always_inline]] inline const char *scan_plain_decimal(const char *p,
+                                                                       double &value) noexcept {
   static constexpr double powers[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
   static constexpr std::uint64_t scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
                                             1000000000, 10000000000, 100000000000, 1000000000000,
@@ -194,7 +195,8 @@ static_assert(std::endian::native == std::endian::little, "the SWAR digit code a
 
 /// The common shape of an integer at p, 8 digits at a time: [sign] 1 to 15 digits. Returns the byte
 /// after it, or nullptr for any other shape (scan_integer decides). Reads up to 17 bytes.
-[[nodiscard]] inline const char *scan_plain_integer(const char *p, bool &negative, std::uint64_t &magnitude) noexcept {
+[[nodiscard, gnu::always_inline]] inline const char *scan_plain_integer(const char *p, bool &negative,
+                                                                       std::uint64_t &magnitude) noexcept {
   negative = *p == '-';
   const char *q = p + (negative || *p == '+');
   unsigned n = scan_digits(q, magnitude);

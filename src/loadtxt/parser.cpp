@@ -543,6 +543,203 @@ template <class Fn> void run_parallel(std::size_t n, Fn &&fn) {
     t.join();
 }
 
+/// Where the rows start after skiprows, and the first row's column count (numpy takes it from there).
+struct text_head {
+  const char *start;
+  std::uint64_t line;    ///< line number of start
+  std::uint64_t columns; ///< 0: there is no row
+};
+
+text_head read_head(const scanner &scan, const text_format &format, const char *p, const char *end) {
+  std::uint64_t line = format.first_line;
+  for (std::uint64_t i = 0; i < format.skiprows && p < end; ++i) {
+    row r = scan.read(p, end);
+    p = r.next;
+    line += r.lines;
+  }
+  std::vector<span> fields;
+  for (const char *q = p; q < end;) {
+    row r = scan.read(q, end);
+    if (!scan.blank(r)) {
+      scan.split(r, fields);
+      return {p, line, fields.size()};
+    }
+    q = r.next;
+  }
+  return {p, line, 0};
+}
+
+std::uint64_t row_limit(const text_format &format) {
+  return format.max_rows >= 0 ? static_cast<std::uint64_t>(format.max_rows) : UINT64_MAX;
+}
+
+/// Parses a text's rows into an output a range at a time: what all parsing threads share.
+class row_parser {
+public:
+  /// columns: the first row's (usecols resolve against it once, for the fast path).
+  row_parser(const text_source &source, const text_format &format, std::span<const field_spec> fields,
+             std::uint64_t columns, std::uint64_t row_stride)
+      : m_source(source), m_format(format), m_fields(fields), m_stride(row_stride), m_scan(format),
+        m_select(!format.usecols.empty()) {
+    if (m_select && format.usecols.size() != fields.size())
+      throw std::invalid_argument("ndshm: usecols names " + std::to_string(format.usecols.size()) +
+                                  " columns for " + std::to_string(fields.size()) + " fields");
+    // The fast path (row_program) takes rows of as many columns as the first, usecols resolved once
+    // (in increasing order; else every row takes the general path).
+    const std::size_t width = m_select ? columns : fields.size();
+    std::vector<std::size_t> column_of(fields.size());
+    // Numbers are scanned as [sign] digits [. digits]: a delimiter or comment character among those
+    // would be taken into a number.
+    auto in_numbers = [](char c) {
+      return c != 0 && std::string_view("+-.0123456789").find(c) != std::string_view::npos;
+    };
+    bool simple = format.quote == 0 && !fields.empty() && width != 0 && !in_numbers(format.delimiter) &&
+                  (format.comment.empty() || !in_numbers(format.comment[0]));
+    for (std::size_t f = 0; f < fields.size() && simple; ++f) {
+      std::int64_t c = m_select ? format.usecols[f] : static_cast<std::int64_t>(f);
+      c += c < 0 ? static_cast<std::int64_t>(width) : 0;
+      simple = c >= 0 && c < static_cast<std::int64_t>(width) &&
+               (f == 0 || static_cast<std::size_t>(c) > column_of[f - 1]);
+      column_of[f] = static_cast<std::size_t>(c);
+    }
+    if (simple)
+      m_program.emplace(format, fields, column_of, width, wide_stores(fields, row_stride));
+  }
+
+  /// What parse_range did.
+  struct result {
+    std::uint64_t rows = 0;  ///< stored
+    std::uint64_t lines = 0; ///< consumed
+    const char *next = nullptr;
+    std::optional<parse_error> error; ///< the first bad row's (parsing stopped there)
+    bool out_of_memory = false;
+  };
+
+  /// Parses the rows in [p, stop) (p starts line `line`), at most `rows` of them, into output rows
+  /// first_row on. Each thread maps its own rows' pages a window ahead of its parsing: page faults run
+  /// on every core at once, and the zeroed lines are still in cache when the rows are written.
+  /// room(from, upto) makes output rows [from, upto) writable and mapped and returns row 0 (which may
+  /// move), or nullptr when memory is short.
+  template <class Room>
+  result parse_range(const char *p, const char *stop, std::uint64_t line, std::uint64_t first_row,
+                     std::uint64_t rows, Room &&room) const {
+    const char *const limit = m_source.text().data() + m_source.text().size();
+    const std::uint64_t last_row = rows > UINT64_MAX - first_row ? UINT64_MAX : first_row + rows;
+    const std::uint64_t window = (std::uint64_t{1} << 20) / std::max<std::uint64_t>(m_stride, 1) + 1;
+    const std::uint64_t first_line = line;
+    std::uint64_t mapped = first_row; // rows [first_row, mapped) have their pages
+    std::uint64_t index = first_row;
+    std::byte *out = nullptr;
+    std::vector<span> spans;
+    std::string unescaped;
+    result done;
+    auto finish = [&] {
+      done.rows = index - first_row;
+      done.lines = line - first_line;
+      done.next = p;
+      return std::move(done);
+    };
+    auto fail = [&](const row &r, const char *at, std::string_view found, const std::string &expected,
+                    const std::string &what) {
+      std::uint64_t column = at != nullptr ? static_cast<std::uint64_t>(at - r.begin) + 1 : 0;
+      const std::string &name = m_source.name();
+      std::string where = name + ":" + std::to_string(line) + (column ? ":" + std::to_string(column) : "");
+      done.error.emplace(name, line, column, shorten(found), expected, where + ": " + what);
+      return finish();
+    };
+    while (p < stop && index < last_row) {
+      if (index >= mapped) {
+        std::uint64_t upto = std::min(last_row, mapped + window);
+        out = room(mapped, upto);
+        if (out == nullptr) {
+          done.out_of_memory = true;
+          return finish();
+        }
+        mapped = upto;
+      }
+      if (m_program) {
+        std::uint64_t parsed =
+            m_program->parse_run(p, stop, limit, out + index * m_stride, m_stride, mapped - index);
+        index += parsed;
+        line += parsed;
+        if (index == mapped || p >= stop)
+          continue;
+      }
+      std::byte *dest = out + index * m_stride;
+      row r = m_scan.read(p, stop);
+      std::uint64_t row_lines = r.lines;
+      p = r.next;
+      if (m_scan.blank(r)) {
+        line += row_lines;
+        continue;
+      }
+      if (!m_scan.split(r, spans))
+        return fail(r, nullptr, {r.begin, static_cast<std::size_t>(r.end - r.begin)}, "a closing quote",
+                    "unterminated quoted field");
+      if (!m_select && spans.size() != m_fields.size())
+        return fail(r, nullptr, {r.begin, static_cast<std::size_t>(r.end - r.begin)},
+                    std::to_string(m_fields.size()) + " columns",
+                    "the number of columns changed from " + std::to_string(m_fields.size()) + " to " +
+                        std::to_string(spans.size()) + "; use usecols to select a subset");
+      for (std::size_t f = 0; f < m_fields.size(); ++f) {
+        std::int64_t column = m_select ? m_format.usecols[f] : static_cast<std::int64_t>(f);
+        if (column < 0)
+          column += static_cast<std::int64_t>(spans.size());
+        if (column < 0 || column >= static_cast<std::int64_t>(spans.size())) {
+          std::string named = std::to_string(m_select ? m_format.usecols[f] : column);
+          return fail(r, nullptr, {r.begin, static_cast<std::size_t>(r.end - r.begin)}, "column " + named,
+                      "invalid column index " + named + " for a row with " + std::to_string(spans.size()) +
+                          " columns");
+        }
+        const span &s = spans[static_cast<std::size_t>(column)];
+        std::string_view value = s.text;
+        if (s.quoted_escapes) {
+          unescaped.clear();
+          for (std::size_t k = 0; k < value.size(); ++k) {
+            unescaped += value[k];
+            if (value[k] == m_format.quote && k + 1 < value.size() && value[k + 1] == m_format.quote)
+              ++k;
+          }
+          value = unescaped;
+        }
+        const field_spec &field = m_fields[f];
+        if (field.kind == field_kind::bytes && value.size() > field.size && !m_format.truncate_strings)
+          return fail(r, s.text.data(), value, field.type_name,
+                      "'" + shorten(value) + "' is longer than the " + field.type_name +
+                          " field (truncate=True cuts it, as numpy does)");
+        if (!detail::convert(field, value, dest + field.offset))
+          return fail(r, s.text.data(), value, field.type_name,
+                      "could not convert '" + shorten(value) + "' to " + field.type_name);
+      }
+      ++index;
+      line += row_lines;
+    }
+    return finish();
+  }
+
+private:
+  const text_source &m_source;
+  const text_format &m_format;
+  std::span<const field_spec> m_fields;
+  std::uint64_t m_stride;
+  scanner m_scan;
+  bool m_select;
+  std::optional<row_program> m_program;
+};
+
+/// Output rows [from, upto) mapped (their pages allocated now, on this thread): out, or nullptr when
+/// memory is short.
+std::byte *map_rows(std::byte *out, std::uint64_t from, std::uint64_t upto, std::uint64_t row_stride) noexcept {
+  return detail::memory_prefault(out + from * row_stride, (upto - from) * row_stride) ? out : nullptr;
+}
+
+void throw_if_failed(row_parser::result &done) {
+  if (done.error)
+    throw *done.error;
+  if (done.out_of_memory)
+    throw std::bad_alloc();
+}
+
 } // namespace
 
 text_plan plan_rows(const text_source &source, const text_format &format) {
@@ -551,25 +748,9 @@ text_plan plan_rows(const text_source &source, const text_format &format) {
   const char *const end = base + text.size();
   scanner scan(format);
   text_plan plan;
-
-  const char *p = base;
-  std::uint64_t line = format.first_line;
-  for (std::uint64_t i = 0; i < format.skiprows && p < end; ++i) {
-    row r = scan.read(p, end);
-    p = r.next;
-    line += r.lines;
-  }
-  // The first row fixes the column count (numpy does the same).
-  std::vector<span> fields;
-  for (const char *q = p; q < end;) {
-    row r = scan.read(q, end);
-    if (!scan.blank(r)) {
-      scan.split(r, fields);
-      plan.columns = fields.size();
-      break;
-    }
-    q = r.next;
-  }
+  const text_head head = read_head(scan, format, base, end);
+  plan.columns = head.columns;
+  const char *const p = head.start;
 
   auto remaining = static_cast<std::size_t>(end - p);
   unsigned n = format.max_rows >= 0 ? 1u : thread_count(format, remaining);
@@ -584,7 +765,7 @@ text_plan plan_rows(const text_source &source, const text_format &format) {
   cuts.push_back(end);
   plan.chunks.resize(cuts.size() - 1);
   std::vector<std::uint64_t> lines(plan.chunks.size());
-  auto limit = format.max_rows >= 0 ? static_cast<std::uint64_t>(format.max_rows) : UINT64_MAX;
+  const std::uint64_t limit = row_limit(format);
 
   run_parallel(plan.chunks.size(), [&](std::size_t i) {
     auto &chunk = plan.chunks[i];
@@ -592,7 +773,9 @@ text_plan plan_rows(const text_source &source, const text_format &format) {
     const char *q = cuts[i];
     const char *stop = cuts[i + 1];
     std::uint64_t rows = 0, count = 0;
-    if (auto lines_only = count_plain_lines(format, q, stop); lines_only && *lines_only <= limit) {
+    // (With max_rows, rows are counted one by one up to it: a text may be far longer.)
+    auto lines_only = limit == UINT64_MAX ? count_plain_lines(format, q, stop) : std::nullopt;
+    if (lines_only) {
       chunk.end = static_cast<std::size_t>(stop - base);
       chunk.rows = lines[i] = *lines_only; // every line a row: no comment, blank line or quote in it
       return;
@@ -608,7 +791,7 @@ text_plan plan_rows(const text_source &source, const text_format &format) {
     lines[i] = count;
   });
 
-  std::uint64_t row = 0;
+  std::uint64_t row = 0, line = head.line;
   for (std::size_t i = 0; i < plan.chunks.size(); ++i) {
     plan.chunks[i].first_row = row;
     plan.chunks[i].first_line = line;
@@ -622,145 +805,50 @@ text_plan plan_rows(const text_source &source, const text_format &format) {
 
 void parse_rows(const text_source &source, const text_format &format, const text_plan &plan,
                 std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride) {
-  std::string_view text = source.text();
-  const char *const base = text.data();
-  scanner scan(format);
-  std::vector<std::optional<parse_error>> errors(plan.chunks.size());
-
-  // Output column of each field: usecols resolved per row when negative.
-  const bool select = !format.usecols.empty();
-  if (select && format.usecols.size() != fields.size())
-    throw std::invalid_argument("ndshm: usecols names " + std::to_string(format.usecols.size()) +
-                                " columns for " + std::to_string(fields.size()) + " fields");
-
-  // The fast path (row_program) takes rows of as many columns as the first, usecols resolved once
-  // (in increasing order; else every row takes the general path).
-  const std::size_t columns = select ? plan.columns : fields.size();
-  std::vector<std::size_t> column_of(fields.size());
-  // Numbers are scanned as [sign] digits [. digits]: a delimiter or comment character among those
-  // would be taken into a number.
-  auto in_numbers = [](char c) { return c != 0 && std::string_view("+-.0123456789").find(c) != std::string_view::npos; };
-  bool simple = format.quote == 0 && !fields.empty() && columns != 0 && !in_numbers(format.delimiter) &&
-                (format.comment.empty() || !in_numbers(format.comment[0]));
-  for (std::size_t f = 0; f < fields.size() && simple; ++f) {
-    std::int64_t c = select ? format.usecols[f] : static_cast<std::int64_t>(f);
-    c += c < 0 ? static_cast<std::int64_t>(columns) : 0;
-    simple = c >= 0 && c < static_cast<std::int64_t>(columns) &&
-             (f == 0 || static_cast<std::size_t>(c) > column_of[f - 1]);
-    column_of[f] = static_cast<std::size_t>(c);
-  }
-  const std::vector<char> wide = wide_stores(fields, row_stride);
-  std::optional<row_program> program;
-  if (simple)
-    program.emplace(format, fields, column_of, columns, wide);
-  const char *const limit = base + text.size();
-  std::atomic<bool> out_of_memory{false};
+  const row_parser parser(source, format, fields, plan.columns, row_stride);
+  const char *const base = source.text().data();
+  std::vector<row_parser::result> done(plan.chunks.size());
   run_parallel(plan.chunks.size(), [&](std::size_t i) {
     const auto &chunk = plan.chunks[i];
-    // Each thread allocates and maps its own rows' pages, a window ahead of its parsing: page faults
-    // run on every core at once, and the zeroed lines are still in cache when the rows are written.
-    const std::uint64_t last_row = chunk.first_row + chunk.rows;
-    const std::uint64_t window = std::max<std::uint64_t>(1, (std::uint64_t{1} << 20) / std::max<std::uint64_t>(row_stride, 1));
-    std::uint64_t mapped = chunk.first_row; // rows [first_row, mapped) have their pages
-    const char *q = base + chunk.begin;
-    const char *stop = base + chunk.end;
-    std::uint64_t line = chunk.first_line;
-    std::uint64_t index = chunk.first_row;
-    std::vector<span> spans;
-    std::string unescaped;
-    auto fail = [&](const row &r, const char *at, std::string_view found, const std::string &expected,
-                    const std::string &what) {
-      std::uint64_t column = at != nullptr ? static_cast<std::uint64_t>(at - r.begin) + 1 : 0;
-      std::string where = source.name() + ":" + std::to_string(line) + (column ? ":" + std::to_string(column) : "");
-      errors[i].emplace(source.name(), line, column, shorten(found), expected, where + ": " + what);
-    };
-    while (q < stop && index < last_row) {
-      if (index >= mapped) {
-        std::uint64_t upto = std::min(last_row, mapped + window);
-        if (!detail::memory_prefault(out + mapped * row_stride, (upto - mapped) * row_stride)) {
-          out_of_memory = true;
-          return;
-        }
-        mapped = upto;
-      }
-      if (program) {
-        std::uint64_t done = program->parse_run(q, stop, limit, out + index * row_stride, row_stride, mapped - index);
-        index += done;
-        line += done;
-        if (index == mapped || q >= stop)
-          continue;
-      }
-      std::byte *dest = out + index * row_stride;
-      row r = scan.read(q, stop);
-      std::uint64_t row_lines = r.lines;
-      q = r.next;
-      if (scan.blank(r)) {
-        line += row_lines;
-        continue;
-      }
-      if (!scan.split(r, spans)) {
-        fail(r, nullptr, {r.begin, static_cast<std::size_t>(r.end - r.begin)}, "a closing quote",
-             "unterminated quoted field");
-        return;
-      }
-      if (!select && spans.size() != fields.size()) {
-        fail(r, nullptr, {r.begin, static_cast<std::size_t>(r.end - r.begin)},
-             std::to_string(fields.size()) + " columns",
-             "the number of columns changed from " + std::to_string(fields.size()) + " to " +
-                 std::to_string(spans.size()) + "; use usecols to select a subset");
-        return;
-      }
-      for (std::size_t f = 0; f < fields.size(); ++f) {
-        std::int64_t column = select ? format.usecols[f] : static_cast<std::int64_t>(f);
-        if (column < 0)
-          column += static_cast<std::int64_t>(spans.size());
-        if (column < 0 || column >= static_cast<std::int64_t>(spans.size())) {
-          fail(r, nullptr, {r.begin, static_cast<std::size_t>(r.end - r.begin)},
-               "column " + std::to_string(select ? format.usecols[f] : column),
-               "invalid column index " + std::to_string(select ? format.usecols[f] : column) +
-                   " for a row with " + std::to_string(spans.size()) + " columns");
-          return;
-        }
-        const span &s = spans[static_cast<std::size_t>(column)];
-        std::string_view value = s.text;
-        if (s.quoted_escapes) {
-          unescaped.clear();
-          for (std::size_t k = 0; k < value.size(); ++k) {
-            unescaped += value[k];
-            if (value[k] == format.quote && k + 1 < value.size() && value[k + 1] == format.quote)
-              ++k;
-          }
-          value = unescaped;
-        }
-        const field_spec &field = fields[f];
-        if (field.kind == field_kind::bytes && value.size() > field.size && !format.truncate_strings) {
-          fail(r, s.text.data(), value, field.type_name,
-               "'" + shorten(value) + "' is longer than the " + field.type_name +
-                   " field (truncate=True cuts it, as numpy does)");
-          return;
-        }
-        if (!detail::convert(field, value, dest + field.offset)) {
-          fail(r, s.text.data(), value, field.type_name,
-               "could not convert '" + shorten(value) + "' to " + field.type_name);
-          return;
-        }
-      }
-      ++index;
-      line += row_lines;
-    }
+    done[i] = parser.parse_range(base + chunk.begin, base + chunk.end, chunk.first_line, chunk.first_row,
+                                 chunk.rows, [&](std::uint64_t from, std::uint64_t upto) {
+                                   return map_rows(out, from, upto, row_stride);
+                                 });
   });
+  for (auto &chunk : done) // the first error in file order, whatever the thread count
+    throw_if_failed(chunk);
+}
 
-  for (auto &error : errors)
-    if (error)
-      throw *error;
-  if (out_of_memory)
-    throw std::bad_alloc();
+bool parses_in_one_pass(const text_source &source, const text_format &format) {
+  return format.max_rows >= 0 || thread_count(format, source.text().size()) == 1;
+}
+
+text_plan parse_one_pass(const text_source &source, const text_format &format,
+                         std::span<const field_spec> fields, std::uint64_t row_stride,
+                         const std::function<std::byte *(std::uint64_t)> &room) {
+  std::string_view text = source.text();
+  const char *const end = text.data() + text.size();
+  const scanner scan(format);
+  const text_head head = read_head(scan, format, text.data(), end);
+  const row_parser parser(source, format, fields, head.columns, row_stride);
+  auto done = parser.parse_range(head.start, end, head.line, 0, row_limit(format),
+                                 [&](std::uint64_t from, std::uint64_t upto) {
+                                   return map_rows(room(upto * row_stride), from, upto, row_stride);
+                                 });
+  throw_if_failed(done);
+  text_plan plan;
+  plan.columns = head.columns;
+  plan.rows = done.rows;
+  plan.lines = head.line - format.first_line + done.lines;
+  plan.chunks.push_back({static_cast<std::size_t>(head.start - text.data()),
+                         static_cast<std::size_t>(done.next - text.data()), 0, done.rows, head.line});
+  return plan;
 }
 
 namespace {
 
-/// Calls fn(block source, block format, block plan) for every block holding rows, in order, with
-/// skiprows, max_rows and line numbers carried from block to block.
+/// Calls fn(block source, block format, rows before the block) for every block holding rows, in order,
+/// with skiprows, max_rows and line numbers carried from block to block; fn returns the block's plan.
 template <class Fn> text_plan for_each_block(text_blocks &blocks, const text_format &format, Fn &&fn) {
   if (format.quote != 0)
     throw std::invalid_argument("ndshm: a stream is read a line at a time: no quoted fields");
@@ -774,10 +862,9 @@ template <class Fn> text_plan for_each_block(text_blocks &blocks, const text_for
         break;
     }
     auto source = text_source::borrow(block, blocks.name(), false);
-    text_plan plan = plan_rows(source, part);
+    const text_plan plan = fn(source, part, total.rows);
     if (total.columns == 0)
       total.columns = plan.columns;
-    fn(source, part, plan, total.rows);
     total.rows += plan.rows;
     total.lines += plan.lines;
     part.first_line += plan.lines;
@@ -789,7 +876,10 @@ template <class Fn> text_plan for_each_block(text_blocks &blocks, const text_for
 } // namespace
 
 text_plan plan_blocks(text_blocks &blocks, const text_format &format) {
-  return for_each_block(blocks, format, [](auto &&...) {});
+  return for_each_block(blocks, format,
+                        [](const text_source &source, const text_format &part, std::uint64_t) {
+                          return plan_rows(source, part);
+                        });
 }
 
 text_plan parse_stream(text_blocks &blocks, const text_format &format, std::span<const field_spec> fields,
@@ -801,11 +891,18 @@ text_plan parse_stream(text_blocks &blocks, const text_format &format, std::span
   text_format parsing = format;
   if (parsing.threads == 0 && !blocks.inflates_in_parallel())
     parsing.threads = std::max(1u, std::thread::hardware_concurrency() - 1);
-  return for_each_block(blocks, parsing, [&](const text_source &source, const text_format &part,
-                                             const text_plan &block, std::uint64_t first_row) {
-    std::byte *out = room((first_row + block.rows) * row_stride);
-    parse_rows(source, part, block, fields, out + first_row * row_stride, row_stride);
-  });
+  auto parse_block = [&](const text_source &source, const text_format &part, std::uint64_t first_row) {
+    const std::uint64_t before = first_row * row_stride;
+    std::function<std::byte *(std::uint64_t)> block_room = [&](std::uint64_t nbytes) {
+      return room(before + nbytes) + before;
+    };
+    if (parses_in_one_pass(source, part)) // one thread: no count before the parse
+      return parse_one_pass(source, part, fields, row_stride, block_room);
+    text_plan plan = plan_rows(source, part);
+    parse_rows(source, part, plan, fields, block_room(plan.rows * row_stride), row_stride);
+    return plan;
+  };
+  return for_each_block(blocks, parsing, parse_block);
 }
 
 } // namespace ndshm

@@ -243,20 +243,39 @@ std::string write_bgzf(const std::string &text, std::size_t payload, const std::
 }
 
 struct loaded {
-  std::uint64_t rows = 0, columns = 0;
+  std::uint64_t rows = 0, columns = 0, lines = 0;
   std::vector<double> values;
   std::string error;
 };
 
-loaded load(text_format format, const std::string &text, const std::string *gz, std::size_t block) {
+/// Room that moves on every call, as a growing segment's may: the rows so far copied to a new buffer.
+struct moving_room {
+  std::vector<double> &values;
+  std::byte *operator()(std::uint64_t nbytes) const {
+    std::vector<double> moved(std::max<std::size_t>(values.size(), nbytes / 8 + 1));
+    std::copy(values.begin(), values.end(), moved.begin());
+    values.swap(moved);
+    return reinterpret_cast<std::byte *>(values.data());
+  }
+};
+
+/// Two float64 columns of text: planned then parsed (gz null), parsed in one pass (one_pass), or
+/// streamed from the gzip file *gz in blocks of about `block` bytes.
+loaded load(text_format format, const std::string &text, const std::string *gz, std::size_t block,
+            bool one_pass = false) {
   loaded got;
   std::vector<field_spec> fields{{field_kind::floating, 8, 0, false, "float64"},
                                  {field_kind::floating, 8, 8, false, "float64"}};
   try {
-    if (gz == nullptr) {
+    if (gz == nullptr && one_pass) {
+      auto source = text_source::borrow(text, "f.gz");
+      auto plan = parse_one_pass(source, format, fields, 16, moving_room{got.values});
+      got.rows = plan.rows, got.columns = plan.columns, got.lines = plan.lines;
+      got.values.resize(plan.rows * 2);
+    } else if (gz == nullptr) {
       auto source = text_source::borrow(text, "f.gz");
       auto plan = plan_rows(source, format);
-      got.rows = plan.rows, got.columns = plan.columns;
+      got.rows = plan.rows, got.columns = plan.columns, got.lines = plan.lines;
       got.values.resize(plan.rows * 2);
       parse_rows(source, format, plan, fields, reinterpret_cast<std::byte *>(got.values.data()), 16);
     } else {
@@ -331,6 +350,45 @@ TEST(loadtxt, gzip_blocks_give_what_the_whole_text_gives) {
   text_format skip2;
   skip2.skiprows = 2;
   EXPECT_EQ(load(skip2, bad, nullptr, 0).error, "182:1:15x"); // the comparison above can fail
+}
+
+// One thread parses rows as it finds them, into room that grows (and moves): the same rows, columns,
+// lines and errors as counting them first, whatever skiprows and max_rows.
+TEST(loadtxt, one_pass_gives_what_planning_gives) {
+  std::string text = "\xEF\xBB\xBF# header\nskip me\n\n";
+  for (int i = 0; i < 20000; ++i) { // 640 KB of rows: the output's room grows and moves many times
+    text += std::to_string(i) + (i % 7 == 0 ? "\t" : " ") + std::to_string(i * 0.5);
+    text += (i % 5 == 0 ? "\r\n" : "\n") + std::string(i % 11 == 0 ? "# comment\n\n" : "");
+  }
+  text += "9 9"; // no final newline
+  std::string bad = text;
+  bad.replace(bad.find("\n15000 "), 7, "\n150x0 ");
+  for (const std::string *t : {&text, &bad}) {
+    for (std::uint64_t skiprows : {0u, 2u, 5u}) {
+      for (std::int64_t max_rows : {-1, 0, 1, 14000, 30000}) {
+        for (unsigned threads : {1u, 3u}) {
+          text_format format;
+          format.skiprows = skiprows;
+          format.max_rows = max_rows;
+          format.threads = threads;
+          loaded want = load(format, *t, nullptr, 0);
+          loaded got = load(format, *t, nullptr, 0, true);
+          std::string where = "skiprows " + std::to_string(skiprows) + ", max_rows " + std::to_string(max_rows) +
+                              ", threads " + std::to_string(threads);
+          EXPECT_EQ(got.error, want.error) << where;
+          if (!want.error.empty())
+            continue;
+          ASSERT_EQ(got.rows, want.rows) << where;
+          EXPECT_EQ(got.columns, want.columns) << where;
+          EXPECT_EQ(got.lines, want.lines) << where;
+          EXPECT_EQ(got.values, want.values) << where;
+        }
+      }
+    }
+  }
+  text_format skip2;
+  skip2.skiprows = 2;
+  EXPECT_EQ(load(skip2, bad, nullptr, 0, true).error, "17732:1:150x0"); // 3 + 15000 + 2 * 1364 lines before
 }
 
 // The fast row path reads no byte past the text, even when the text ends in "\r" right after a long

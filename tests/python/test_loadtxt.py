@@ -327,8 +327,10 @@ def test_same_result_and_same_error_line_for_every_thread_count(tmp_path):
     rows = [f"{i} {i * 0.5} {i % 7}" for i in range(300_000)]
     path = tmp_path / "m.txt"
     path.write_text("\n".join(rows) + "\n")
-    results = [ndshm.loadtxt(path, threads=t, shared=False) for t in (1, 2, 3)]
+    # one thread parses rows as it finds them into memory that grows; more count them first
+    results = [ndshm.loadtxt(path, threads=t, shared=shared) for t in (1, 2, 3) for shared in (False, True)]
     assert all(np.array_equal(r, results[0]) for r in results)
+    assert [ndshm.is_shared(r) for r in results] == [False, True] * 3
     rows[250_000] = "1 2 oops"
     path.write_text("\n".join(rows) + "\n")
     for t in (1, 2, 3):
