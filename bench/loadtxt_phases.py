@@ -33,7 +33,7 @@ def main() -> None:
     for _ in range(args.reps):
         for threads in (1, 2):
             t0 = time.perf_counter()
-            job = _core.TextJob.open(args.file, "\t", "#", "", 0, -1, [], False, threads)
+            job = _core.TextJob.open(args.file, "\t", "#", "", 0, -1, [], False, threads, True)
             t1 = time.perf_counter()
             if job.streamed:  # one thread: rows parsed as found, into memory that grows (no count first)
                 t2 = t1

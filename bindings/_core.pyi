@@ -55,13 +55,13 @@ class TextJob:
     """A text input, its grammar and where its rows are."""
 
     @staticmethod
-    def open(path: str, delimiter: str, comment: str, quote: str, skiprows: int, max_rows: int, usecols: Sequence[int], truncate: bool, threads: int, begin: int = 0, end: int = 18446744073709551615) -> TextJob:
+    def open(path: str, delimiter: str, comment: str, quote: str, skiprows: int, max_rows: int, usecols: Sequence[int], truncate: bool, threads: int, one_pass: bool, begin: int = 0, end: int = 18446744073709551615) -> TextJob:
         """
-        Maps a file and plans its rows (a .gz file without quoting, or text one thread parses: streamed, its rows counted as parse_new parses them; rows is None until then); begin/end: only the lines that start within those bytes of a plain file.
+        Maps a file and plans its rows (a .gz file without quoting, or with one_pass text one thread parses: streamed, its rows counted as parse_new parses them; rows is None until then); begin/end: only the lines that start within those bytes of a plain file.
         """
 
     @staticmethod
-    def from_bytes(data: bytes, name: str, delimiter: str, comment: str, quote: str, skiprows: int, max_rows: int, usecols: Sequence[int], truncate: bool, threads: int) -> TextJob:
+    def from_bytes(data: bytes, name: str, delimiter: str, comment: str, quote: str, skiprows: int, max_rows: int, usecols: Sequence[int], truncate: bool, threads: int, one_pass: bool) -> TextJob:
         """Plans the rows of text held in memory (or streams them, as open does)."""
 
     @property

@@ -38,14 +38,19 @@ struct text_job {
 
   [[nodiscard]] bool streamed() const noexcept { return blocks.has_value() || one_pass; }
 
-  /// Plans the rows of source, or on one thread only the first row's columns (the rows are counted
-  /// as parse_new parses them).
-  void plan_source() {
-    one_pass = ndshm::parses_in_one_pass(source, format);
+  /// The format read only up to the first row (its column count): for jobs whose rows are counted as
+  /// parse_new parses them.
+  [[nodiscard]] ndshm::text_format first_row_only() const {
     ndshm::text_format first = format;
-    if (one_pass)
-      first.max_rows = 0;
-    plan = ndshm::plan_rows(source, first);
+    first.max_rows = 0;
+    return first;
+  }
+
+  /// Plans the rows of source; with one_pass allowed and one thread to parse them, only the first
+  /// row's columns (the rows are counted as parse_new parses them).
+  void plan_source(bool allow_one_pass) {
+    one_pass = allow_one_pass && ndshm::parses_in_one_pass(source, format);
+    plan = ndshm::plan_rows(source, one_pass ? first_row_only() : format);
   }
 };
 
@@ -204,35 +209,34 @@ NB_MODULE(_core, m) {
           "open",
           [](const std::string &path, std::string_view delimiter, std::string comment, std::string_view quote,
              std::uint64_t skiprows, std::int64_t max_rows, std::vector<std::int64_t> usecols, bool truncate,
-             unsigned threads, std::uint64_t begin, std::uint64_t end) {
+             unsigned threads, bool one_pass, std::uint64_t begin, std::uint64_t end) {
             nb::gil_scoped_release unlocked;
             auto job = std::make_unique<text_job>();
             job->format = make_format(delimiter, std::move(comment), quote, skiprows, max_rows,
                                       std::move(usecols), truncate, threads);
             if (begin != 0 || end != UINT64_MAX) {
               job->source = ndshm::text_source::open(path, begin, end);
-              job->plan_source();
+              job->plan_source(one_pass);
             } else if (path.ends_with(".gz") && job->format.quote == 0) { // streamed: memory stays bounded
               job->blocks.emplace(ndshm::text_blocks::open_gzip(path));
-              ndshm::text_format first = job->format;
-              first.max_rows = 0; // the first row's column count: rows are counted as they are parsed
-              job->plan = ndshm::plan_blocks(*job->blocks, first);
+              job->plan = ndshm::plan_blocks(*job->blocks, job->first_row_only());
             } else {
               job->source = ndshm::text_source::open(path);
-              job->plan_source();
+              job->plan_source(one_pass);
             }
             return job.release();
           },
           "path"_a, "delimiter"_a, "comment"_a, "quote"_a, "skiprows"_a, "max_rows"_a, "usecols"_a,
-          "truncate"_a, "threads"_a, "begin"_a = 0, "end"_a = UINT64_MAX, nb::rv_policy::take_ownership,
-          "Maps a file and plans its rows (a .gz file without quoting, or text one thread parses: streamed, "
-          "its rows counted as parse_new parses them; rows is None until then); "
+          "truncate"_a, "threads"_a, "one_pass"_a, "begin"_a = 0, "end"_a = UINT64_MAX,
+          nb::rv_policy::take_ownership,
+          "Maps a file and plans its rows (a .gz file without quoting, or with one_pass text one thread "
+          "parses: streamed, its rows counted as parse_new parses them; rows is None until then); "
           "begin/end: only the lines that start within those bytes of a plain file.")
       .def_static(
           "from_bytes",
           [](nb::bytes data, std::string name, std::string_view delimiter, std::string comment,
              std::string_view quote, std::uint64_t skiprows, std::int64_t max_rows,
-             std::vector<std::int64_t> usecols, bool truncate, unsigned threads) {
+             std::vector<std::int64_t> usecols, bool truncate, unsigned threads, bool one_pass) {
             auto job = std::make_unique<text_job>();
             job->keep = data;
             std::string_view text(data.c_str(), data.size());
@@ -240,11 +244,11 @@ NB_MODULE(_core, m) {
                                       std::move(usecols), truncate, threads);
             nb::gil_scoped_release unlocked;
             job->source = ndshm::text_source::borrow(text, std::move(name));
-            job->plan_source();
+            job->plan_source(one_pass);
             return job.release();
           },
           "data"_a, "name"_a, "delimiter"_a, "comment"_a, "quote"_a, "skiprows"_a, "max_rows"_a, "usecols"_a,
-          "truncate"_a, "threads"_a, nb::rv_policy::take_ownership,
+          "truncate"_a, "threads"_a, "one_pass"_a, nb::rv_policy::take_ownership,
           "Plans the rows of text held in memory (or streams them, as open does).")
       .def_prop_ro("rows",
                    [](const text_job &job) -> std::optional<std::uint64_t> {

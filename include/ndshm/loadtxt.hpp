@@ -121,8 +121,8 @@ public:
 void parse_rows(const text_source &source, const text_format &format, const text_plan &plan,
                 std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride);
 
-/// True when one thread parses the text (threads 1, a short text, max_rows): then parse_one_pass
-/// reads it without counting its rows first.
+/// True when one thread parses the text (threads 1, a text under 2 MiB, max_rows, quoting): then
+/// parse_one_pass reads it without counting its rows first.
 [[nodiscard]] bool parses_in_one_pass(const text_source &source, const text_format &format);
 
 /// Parses text in one pass on the calling thread into room the caller grows (room as in

@@ -214,9 +214,11 @@ def loadtxt(
         # skiprows counts from the top of the file: only lines before the range can use some up
         skiprows = skiprows if begin == 0 else max(0, skiprows - _lines_before(fname, begin, skiprows))
     if fast:
+        # one_pass: on one thread, rows are parsed as found into shared memory that grows (no count
+        # first); private results are ordinary numpy memory, so their rows are counted first
         grammar = (delimiter_char, comment, quote, int(skiprows),
                    -1 if max_rows is None else int(max_rows), columns, truncate,
-                   0 if threads is None else int(threads))  # fmt: skip
+                   0 if threads is None else int(threads), bool(shared))  # fmt: skip
         if byte_range is None:
             job = _job(fname, grammar)
         else:

@@ -1,6 +1,6 @@
-// plan_rows and parse_rows: rows found and parsed in parallel chunks cut at line ends.
+// plan_rows and parse_rows: rows found and parsed in parallel chunks cut at line ends; parse_one_pass
+// and parse_stream: rows parsed as they are found, into memory that grows.
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <cstring>
 #include <functional>
@@ -810,12 +810,20 @@ void parse_rows(const text_source &source, const text_format &format, const text
   std::vector<row_parser::result> done(plan.chunks.size());
   run_parallel(plan.chunks.size(), [&](std::size_t i) {
     const auto &chunk = plan.chunks[i];
-    done[i] = parser.parse_range(base + chunk.begin, base + chunk.end, chunk.first_line, chunk.first_row,
-                                 chunk.rows, [&](std::uint64_t from, std::uint64_t upto) {
-                                   return map_rows(out, from, upto, row_stride);
-                                 });
+    try { // (an exception must not leave a thread: strings and spans allocate)
+      done[i] = parser.parse_range(base + chunk.begin, base + chunk.end, chunk.first_line, chunk.first_row,
+                                   chunk.rows, [&](std::uint64_t from, std::uint64_t upto) {
+                                     return map_rows(out, from, upto, row_stride);
+                                   });
+    } catch (const std::bad_alloc &) {
+      done[i] = {};
+      done[i].out_of_memory = true;
+    }
   });
   for (auto &chunk : done) // the first error in file order, whatever the thread count
+    if (chunk.error)
+      throw *chunk.error;
+  for (auto &chunk : done)
     throw_if_failed(chunk);
 }
 

@@ -243,7 +243,7 @@ std::string write_bgzf(const std::string &text, std::size_t payload, const std::
 }
 
 struct loaded {
-  std::uint64_t rows = 0, columns = 0, lines = 0;
+  std::uint64_t rows = 0, columns = 0, lines = 0, moves = 0;
   std::vector<double> values;
   std::string error;
 };
@@ -251,7 +251,9 @@ struct loaded {
 /// Room that moves on every call, as a growing segment's may: the rows so far copied to a new buffer.
 struct moving_room {
   std::vector<double> &values;
+  std::uint64_t &moves;
   std::byte *operator()(std::uint64_t nbytes) const {
+    ++moves;
     std::vector<double> moved(std::max<std::size_t>(values.size(), nbytes / 8 + 1));
     std::copy(values.begin(), values.end(), moved.begin());
     values.swap(moved);
@@ -269,7 +271,7 @@ loaded load(text_format format, const std::string &text, const std::string *gz, 
   try {
     if (gz == nullptr && one_pass) {
       auto source = text_source::borrow(text, "f.gz");
-      auto plan = parse_one_pass(source, format, fields, 16, moving_room{got.values});
+      auto plan = parse_one_pass(source, format, fields, 16, moving_room{got.values, got.moves});
       got.rows = plan.rows, got.columns = plan.columns, got.lines = plan.lines;
       got.values.resize(plan.rows * 2);
     } else if (gz == nullptr) {
@@ -280,11 +282,8 @@ loaded load(text_format format, const std::string &text, const std::string *gz, 
       parse_rows(source, format, plan, fields, reinterpret_cast<std::byte *>(got.values.data()), 16);
     } else {
       auto blocks = text_blocks::open_gzip(*gz, block);
-      auto plan = parse_stream(blocks, format, fields, 16, [&](std::uint64_t nbytes) {
-        got.values.resize(std::max<std::size_t>(got.values.size(), nbytes / 8)); // moves, as a segment may
-        return reinterpret_cast<std::byte *>(got.values.data());
-      });
-      got.rows = plan.rows, got.columns = plan.columns;
+      auto plan = parse_stream(blocks, format, fields, 16, moving_room{got.values, got.moves});
+      got.rows = plan.rows, got.columns = plan.columns, got.lines = plan.lines;
       got.values.resize(plan.rows * 2);
       text_format first = format;
       first.max_rows = 0; // the first row's column count, reading no further
@@ -356,13 +355,13 @@ TEST(loadtxt, gzip_blocks_give_what_the_whole_text_gives) {
 // lines and errors as counting them first, whatever skiprows and max_rows.
 TEST(loadtxt, one_pass_gives_what_planning_gives) {
   std::string text = "\xEF\xBB\xBF# header\nskip me\n\n";
-  for (int i = 0; i < 20000; ++i) { // 640 KB of rows: the output's room grows and moves many times
+  for (int i = 0; i < 200000; ++i) { // 4 MB of text: 3 chunks on 3 threads; 4 windows of rows
     text += std::to_string(i) + (i % 7 == 0 ? "\t" : " ") + std::to_string(i * 0.5);
     text += (i % 5 == 0 ? "\r\n" : "\n") + std::string(i % 11 == 0 ? "# comment\n\n" : "");
   }
   text += "9 9"; // no final newline
   std::string bad = text;
-  bad.replace(bad.find("\n15000 "), 7, "\n150x0 ");
+  bad.replace(bad.find("\n150000 "), 8, "\n1500x0 ");
   for (const std::string *t : {&text, &bad}) {
     for (std::uint64_t skiprows : {0u, 2u, 5u}) {
       for (std::int64_t max_rows : {-1, 0, 1, 14000, 30000}) {
@@ -382,13 +381,40 @@ TEST(loadtxt, one_pass_gives_what_planning_gives) {
           EXPECT_EQ(got.columns, want.columns) << where;
           EXPECT_EQ(got.lines, want.lines) << where;
           EXPECT_EQ(got.values, want.values) << where;
+          EXPECT_TRUE(got.moves > 1 || got.rows < 70000) << where; // (a window: 65537 rows of 16 bytes)
         }
       }
     }
   }
   text_format skip2;
   skip2.skiprows = 2;
-  EXPECT_EQ(load(skip2, bad, nullptr, 0, true).error, "17732:1:150x0"); // 3 + 15000 + 2 * 1364 lines before
+  EXPECT_EQ(load(skip2, bad, nullptr, 0, true).error, "177278:1:1500x0"); // 3 + 150000 + 2 * 13637 lines
+}
+
+// Blocks of a stream large enough for several threads are planned, then parsed in parallel chunks:
+// the same as the whole text, errors and line counts included.
+TEST(loadtxt, large_stream_blocks_are_parsed_on_several_threads) {
+  std::string text = "# header\n";
+  for (int i = 0; i < 400000; ++i)
+    text += std::to_string(i) + " " + std::to_string(i * 0.25) + (i % 13 == 0 ? "\n\n" : "\n");
+  std::string bad = text;
+  bad.replace(bad.find("\n300000 "), 8, "\n3000x0 ");
+  for (const std::string *t : {&text, &bad}) {
+    std::string gz = write_bgzf(*t, 60000);
+    text_format format;
+    format.threads = 2;
+    format.skiprows = 1;
+    loaded want = load(format, *t, nullptr, 0);
+    loaded got = load(format, *t, &gz, 4u << 20); // 4 MiB blocks: 2 chunks each
+    EXPECT_EQ(got.error, want.error);
+    std::remove(gz.c_str());
+    if (!want.error.empty())
+      continue; // a failed load's rows are thrown away
+    EXPECT_EQ(got.rows, want.rows);
+    EXPECT_EQ(got.lines, want.lines);
+    EXPECT_EQ(got.values, want.values);
+  }
+  EXPECT_EQ(load(text_format{}, bad, nullptr, 0).error, "323079:1:3000x0"); // 1 + 300000 + 23077 lines before
 }
 
 // The fast row path reads no byte past the text, even when the text ends in "\r" right after a long

@@ -331,6 +331,7 @@ def test_same_result_and_same_error_line_for_every_thread_count(tmp_path):
     results = [ndshm.loadtxt(path, threads=t, shared=shared) for t in (1, 2, 3) for shared in (False, True)]
     assert all(np.array_equal(r, results[0]) for r in results)
     assert [ndshm.is_shared(r) for r in results] == [False, True] * 3
+    assert results[0].flags.owndata  # private results are ordinary numpy memory, whatever the threads
     rows[250_000] = "1 2 oops"
     path.write_text("\n".join(rows) + "\n")
     for t in (1, 2, 3):
