@@ -414,7 +414,14 @@ growing_segment::~growing_segment() {
 std::byte *growing_segment::reserve(std::uint64_t nbytes) {
   if (nbytes > m_capacity || m_data == nullptr) {
     std::uint64_t capacity = std::max({nbytes, m_capacity + m_capacity / 2, std::uint64_t{64} << 20});
-    m_data = static_cast<std::byte *>(detail::memory_resize(m_fd, m_data, m_capacity, capacity));
+    try {
+      m_data = static_cast<std::byte *>(detail::memory_resize(m_fd, m_data, m_capacity, capacity));
+    } catch (const std::bad_alloc &) { // growth refused near the memory's end: just what was asked
+      if (capacity == nbytes)
+        throw;
+      capacity = nbytes;
+      m_data = static_cast<std::byte *>(detail::memory_resize(m_fd, m_data, m_capacity, capacity));
+    }
     m_capacity = capacity;
   }
   return m_data;
