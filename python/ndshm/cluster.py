@@ -4,7 +4,8 @@ Each input is parsed by one Dask task (C++ threads inside the worker) into ndshm
 worker's node. The task returns a `Piece`: a handle, the node's identity, the worker's address, shape and
 dtype; never the array. The worker keeps the array (`_held`) for exactly as long as Dask keeps the task's
 result, so the memory goes when the writer releases the future, when the client or the scheduler goes
-away (Dask releases the key; a worker that loses its scheduler closes), or with the worker's process.
+away (Dask releases the key; a worker that loses its scheduler closes), or with the worker's process;
+at the latest when the run ends (the writer then tells every worker to drop the run's arrays).
 
 The writer (the client process) then either
 * attaches the handle, with zero copies, when the piece lives on its own node, or
@@ -119,6 +120,12 @@ def _load_on_worker(path: str, options: dict, workers_per_host: dict[str, int]) 
         _held[key] = array
     handle = _array._layout(array, _array.segment_of(array))  # noqa: SLF001 (no ticket: _held keeps it)
     return Piece(key, handle, node_id(), worker.address, array.shape, array.dtype)
+
+
+def _forget(keys: list) -> int:
+    """Runs on every worker when a run ends: drops the arrays of its tasks still held; returns how many."""
+    with _held_lock:
+        return sum(_held.pop(key, None) is not None for key in keys)
 
 
 def _read_rows(key: Any, start: int, stop: int) -> np.ndarray:
@@ -263,4 +270,12 @@ class DaskRunner:
             self.client.cancel(futures)
 
     def close(self) -> None:
-        pass
+        """Every task of the run was released or cancelled, but Dask tells the workers when it gets to it
+        (a race a test caught: a worker still held a result after to_hdf5 returned). Tell them now, and
+        wait: once the run ends, no worker holds its rows."""
+        if not self.jobs:
+            return
+        try:
+            self.client.run(_forget, list(self.jobs), on_error="ignore")
+        except Exception as error:  # a cluster gone meanwhile: its workers went with their rows
+            log.warning("could not tell the Dask workers to drop this run's rows: %s", error)
