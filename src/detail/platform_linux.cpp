@@ -89,17 +89,10 @@ unique_fd memory_create(const std::string &label, std::uint64_t nbytes, bool res
   refuse_beyond_memory(reserved);
   // fallocate reserves every page now: a short machine fails here with ENOSPC/ENOMEM, not later with SIGBUS.
   // Without reserve, the creator promises to prefault every page itself (memory_prefault), in parallel.
-  if (!reserve) {
-    if (::ftruncate(fd.get(), static_cast<off_t>(reserved)) != 0)
-      throw_errno("ftruncate");
-  }
-  while (reserve && ::fallocate(fd.get(), 0, 0, static_cast<off_t>(reserved)) != 0) {
-    if (errno == EINTR)
-      continue;
-    if (errno == ENOSPC || errno == ENOMEM || errno == EFBIG)
-      throw std::bad_alloc();
-    throw_errno("fallocate");
-  }
+  if (reserve)
+    memory_allocate(fd.get(), 0, reserved);
+  else if (::ftruncate(fd.get(), static_cast<off_t>(reserved)) != 0)
+    throw_errno("ftruncate");
   memory_seal(fd.get());
   return fd;
 }
@@ -126,6 +119,16 @@ void *memory_resize(int fd, void *address, std::uint64_t old_bytes, std::uint64_
   if (moved == MAP_FAILED)
     throw std::bad_alloc(); // a shrink cannot fail so; the file is shorter, the mapping not touched past it
   return moved;
+}
+
+void memory_allocate(int fd, std::uint64_t offset, std::uint64_t nbytes) {
+  while (nbytes != 0 && ::fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(nbytes)) != 0) {
+    if (errno == EINTR)
+      continue;
+    if (errno == ENOSPC || errno == ENOMEM || errno == EFBIG)
+      throw std::bad_alloc();
+    throw_errno("fallocate");
+  }
 }
 
 std::uint64_t memory_size(int fd) {
