@@ -54,8 +54,8 @@ void set_broker_path(std::string path);
 /// Creates, sizes (pages reserved up front: std::bad_alloc when memory is short) and maps a segment.
 [[nodiscard]] std::shared_ptr<mapping> create_segment(const segment_options &options);
 
-/// A segment filled before its size is known (a compressed stream parsed in one pass). It grows as data
-/// arrives (pages are allocated when first touched) and stays private to this process, unknown to any
+/// A segment filled before its size is known (text parsed in one pass). It grows as data arrives (pages
+/// are allocated as far as reserve() is asked, no further) and stays private to this process, unknown to any
 /// broker (if the process dies, the kernel frees it), until finish() seals it at its final size and
 /// registers it as create_segment does. Dropped unfinished, it is simply freed.
 class growing_segment {
