@@ -2,9 +2,10 @@
 // Measured 2026-11-26: memfd MADV_POPULATE_WRITE alone 0.83-0.85 s; memfd fallocate 0.32-0.48 s then
 // populate 0.38-0.46 s; anonymous memory populated 0.47-0.50 s (shmem gets no huge pages here:
 // /sys/kernel/mm/transparent_hugepage/shmem_enabled is "never").
-// Again later the same day, 1 MiB at a time as the loader maps its rows, 6 interleaved pairs:
-// MADV_POPULATE_WRITE alone 0.80-1.03 s, fallocate then MADV_POPULATE_WRITE 0.67-0.89 s (faster in 5
-// of 6): growing_segment::reserve allocates its pages with fallocate.
+// Again later the same day, 1 MiB at a time as the loader maps its rows: MADV_POPULATE_WRITE alone
+// 0.80-1.03 s, fallocate then MADV_POPULATE_WRITE 0.67-0.89 s (6 interleaved pairs in an earlier
+// version of this file, faster in 5); this file as it is, 3 runs: 0.79-0.80 s vs 0.68-0.71 s. So
+// growing_segment::reserve allocates its pages with fallocate.
 // Build: g++ -O2 -o /tmp/fault bench/prototypes/fault.cpp && /tmp/fault
 #include <sys/mman.h>
 #include <fcntl.h>

@@ -52,8 +52,8 @@ void memory_seal(int fd);
 /// may move (the data stays). Throws std::bad_alloc when memory is short.
 [[nodiscard]] void *memory_resize(int fd, void *address, std::uint64_t old_bytes, std::uint64_t nbytes);
 /// Allocates the pages of [offset, offset + nbytes) of fd now (fallocate), without mapping them: then
-/// mapping them costs less than faulting them in fresh (1 GiB in 1 MiB steps: 0.67-0.89 s for both vs
-/// 0.80-1.03 s, bench/prototypes/fault.cpp). Throws std::bad_alloc when memory is short.
+/// mapping them costs less than faulting them in fresh (1 GiB in 1 MiB steps: 0.68-0.71 s for both vs
+/// 0.79-0.80 s, bench/prototypes/fault.cpp). Throws std::bad_alloc when memory is short.
 void memory_allocate(int fd, std::uint64_t offset, std::uint64_t nbytes);
 /// Size in bytes of a memory descriptor.
 [[nodiscard]] std::uint64_t memory_size(int fd);
