@@ -341,6 +341,8 @@ private:
         const char *after = skip_spaces(p, limit);
         if (after == nullptr)
           return nullptr;
+        if (c == last && *after == '\r' && limit - after >= 2) // "\r\n" ends the line; "\r" alone: general path
+          ++after;
         ok &= c == last ? *after == '\n' : after != p;
         p = after + (c == last);
       }
@@ -429,10 +431,11 @@ private:
     return end;
   }
 
-  /// Past the spaces at p (whitespace mode: ' ' and '\t'..'\r' except '\n'); nullptr when the text ends.
+  /// Past the spaces at p (whitespace mode: ' ', '\t', '\v', '\f'; not '\r', which may only end a line
+  /// here, before '\n'); nullptr when the text ends.
   [[nodiscard]] static const char *skip_spaces(const char *p, const char *limit) noexcept {
     for (; p < limit; ++p)
-      if (!is_space(*p))
+      if (*p != ' ' && *p != '\t' && *p != '\v' && *p != '\f')
         return p;
     return nullptr;
   }
@@ -673,6 +676,10 @@ public:
         line += row_lines;
         continue;
       }
+      if (const char *alone = lone_return(r); alone != nullptr)
+        return fail(r, alone, "\\r", "a line end",
+                    "a carriage return alone ('\\r', old Mac text) ends no line for ndshm, which reads "
+                    "'\\n' and '\\r\\n' line ends (numpy takes '\\r' too); convert the line ends first");
       if (!m_scan.split(r, spans))
         return fail(r, nullptr, {r.begin, static_cast<std::size_t>(r.end - r.begin)}, "a closing quote",
                     "unterminated quoted field");
@@ -718,6 +725,21 @@ public:
   }
 
 private:
+  /// A '\r' in an unquoted row that numpy would take for a line end with text after it (not just
+  /// empty lines), or nullptr. ndshm reads '\n' and "\r\n" line ends only: such a row is an error,
+  /// never silently one row where numpy has two.
+  [[nodiscard]] const char *lone_return(const row &r) const noexcept {
+    if (m_format.quote != 0)
+      return nullptr; // (quoted fields may hold any character)
+    const auto *cr = static_cast<const char *>(std::memchr(r.begin, '\r', static_cast<std::size_t>(r.end - r.begin)));
+    if (cr == nullptr)
+      return nullptr;
+    const bool empty_after = std::all_of(cr, r.end, [this](char c) {
+      return c == '\r' || (m_format.delimiter == 0 && is_space(c));
+    });
+    return empty_after ? nullptr : cr;
+  }
+
   const text_source &m_source;
   const text_format &m_format;
   std::span<const field_spec> m_fields;

@@ -357,6 +357,28 @@ def test_errors_say_what_and_where_and_leave_nothing_behind(session, tmp_path):
         ndshm.loadtxt(tmp_path / "broken.gz")
 
 
+@pytest.mark.parametrize("delimiter", [None, ","])
+def test_a_carriage_return_alone_is_an_error_never_a_silently_different_array(tmp_path, delimiter):
+    s = delimiter or " "
+    path = tmp_path / "mac.txt"
+    # numpy takes "\r" alone for a line end; ndshm reads "\n" and "\r\n" only. 40 rows follow the
+    # "\r" (but in the first text), so that the fast path (64 bytes of text ahead) meets it too.
+    cases = [(f"1{s}2\r3{s}4\r", "", (2, 2), 1, 4),  # before: one row of 4 in whitespace mode
+             (f"1{s}2\r3{s}4\r", f"9{s}9\n", (42, 2), 1, 4),
+             (f"1{s}2\n5{s}6\r7{s}8\n", f"9{s}9\n", (43, 2), 2, 4),
+             ("1\r2\n", "9\n", (42,), 1, 2)]  # fmt: skip
+    for text, pad, shape, line, column in cases:
+        path.write_bytes((text + pad * 40).encode())
+        assert np.loadtxt(path, delimiter=delimiter).shape == shape
+        for threads in (1, 2):
+            with pytest.raises(ndshm.ParseError, match="carriage return alone") as info:
+                ndshm.loadtxt(path, delimiter=delimiter, threads=threads)
+            assert (info.value.line, info.value.column) == (line, column)
+    # "\r" before "\r\n" only makes empty lines, which numpy skips: the same array
+    path.write_bytes(f"1{s}2\r\r\n3{s}4\r\n".encode())
+    assert np.array_equal(ndshm.loadtxt(path, delimiter=delimiter), np.loadtxt(path, delimiter=delimiter))
+
+
 def test_long_lines_bom_crlf_and_no_final_newline(tmp_path):
     wide = " ".join(str(i) for i in range(20_000))
     path = tmp_path / "w.txt"
