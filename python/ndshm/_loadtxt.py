@@ -73,7 +73,8 @@ def _usecols(usecols: Any) -> list[int] | None:
 
 
 def _job(fname: Any, grammar: tuple) -> Any:
-    """A planned TextJob for fname, or None if the fast path cannot read this kind of input."""
+    """A TextJob for fname (its rows planned, or streamed: see TextJob.open), or None if the fast path
+    cannot read this kind of input."""
     if isinstance(fname, (str, os.PathLike)):
         path = os.fspath(fname)
         if isinstance(path, bytes):

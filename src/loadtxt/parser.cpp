@@ -755,13 +755,6 @@ std::byte *map_rows(std::byte *out, std::uint64_t from, std::uint64_t upto, std:
   return detail::memory_prefault(out + from * row_stride, (upto - from) * row_stride) ? out : nullptr;
 }
 
-void throw_if_failed(row_parser::result &done) {
-  if (done.error)
-    throw *done.error;
-  if (done.out_of_memory)
-    throw std::bad_alloc();
-}
-
 } // namespace
 
 text_plan plan_rows(const text_source &source, const text_format &format) {
@@ -842,11 +835,12 @@ void parse_rows(const text_source &source, const text_format &format, const text
       done[i].out_of_memory = true;
     }
   });
-  for (auto &chunk : done) // the first error in file order, whatever the thread count
+  for (auto &chunk : done) // the first error in file order, whatever the thread count...
     if (chunk.error)
       throw *chunk.error;
-  for (auto &chunk : done)
-    throw_if_failed(chunk);
+  for (auto &chunk : done) // ...before memory running short in an earlier chunk
+    if (chunk.out_of_memory)
+      throw std::bad_alloc();
 }
 
 bool parses_in_one_pass(const text_source &source, const text_format &format) {
@@ -865,7 +859,10 @@ text_plan parse_one_pass(const text_source &source, const text_format &format,
                                  [&](std::uint64_t from, std::uint64_t upto) {
                                    return map_rows(room(upto * row_stride), from, upto, row_stride);
                                  });
-  throw_if_failed(done);
+  if (done.error)
+    throw *done.error;
+  if (done.out_of_memory)
+    throw std::bad_alloc();
   text_plan plan;
   plan.columns = head.columns;
   plan.rows = done.rows;
