@@ -1,6 +1,7 @@
 // plan_rows and parse_rows: rows found and parsed in parallel chunks cut at line ends; parse_one_pass
 // and parse_stream: rows parsed as they are found, into memory that grows.
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstring>
 #include <functional>
@@ -237,6 +238,41 @@ public:
   }
 
 private:
+  /// What a column becomes: little-endian 32/64-bit ints and floats have their own (the common
+  /// dtypes), other numbers go through the field's spec.
+  enum class how : std::uint8_t { skip, text, int32, int64, integer, float32, float64, floating };
+  struct step {
+    how what = how::skip; // skip: a column usecols leaves out
+    bool wide = false;
+    std::uint32_t offset = 0;
+    const field_spec *field = nullptr;
+  };
+
+  /// What parse reads for every row, copied by run into a local of its own: stores through the row's
+  /// std::byte pointer may alias any object whose address has escaped, the row_program's members
+  /// included, so reading them in place made the compiler reload a column's step after every store.
+  template <std::size_t Columns> struct frame {
+    explicit frame(const row_program &program)
+        : delimiter(program.m_delimiter), comment(program.m_comment), all(program.m_steps.data()),
+          count(program.m_steps.size()) {
+      if constexpr (Columns != 0)
+        std::copy_n(all, Columns, own.begin());
+    }
+    [[nodiscard]] std::size_t columns() const noexcept { return Columns != 0 ? Columns : count; }
+    [[nodiscard]] const step &step_at(std::size_t c) const noexcept { return Columns != 0 ? own[c] : all[c]; }
+
+    char delimiter;
+    char comment;
+    const step *all;
+    std::size_t count;
+    std::array<step, Columns> own{}; // (Columns 0: all the program's steps, in place)
+#if defined(__SSE2__)
+    // text_end's 16-byte comparisons: the line end, carriage return, comment character, delimiter.
+    __m128i newlines = _mm_set1_epi8('\n'), returns = _mm_set1_epi8('\r'), marks = _mm_set1_epi8(comment),
+            delimiters = _mm_set1_epi8(delimiter);
+#endif
+  };
+
   using run_fn = std::uint64_t (*)(const row_program &, const char *&, const char *, const char *, std::byte *,
                                    std::uint64_t, std::uint64_t) noexcept;
 
@@ -247,10 +283,11 @@ private:
   [[gnu::noinline]] static std::uint64_t run(const row_program &self, const char *&p, const char *stop,
                                              const char *limit, std::byte *dest, std::uint64_t stride,
                                              std::uint64_t n) noexcept {
+    const frame<Columns> f(self);
     const char *q = p;
     std::uint64_t k = 0;
     for (; k < n && q < stop; ++k, dest += stride) {
-      const char *next = self.parse<Columns, Delimited>(q, limit, dest);
+      const char *next = parse<Columns, Delimited>(f, q, limit, dest);
       if (next == nullptr)
         break;
       q = next;
@@ -269,19 +306,19 @@ private:
   /// Parses the row at p into dest; returns the start of the next row, or nullptr (see above).
   /// Reads at most 64 bytes past any byte it looks at; limit: the end of readable text.
   template <std::size_t Columns, bool Delimited>
-  [[nodiscard, gnu::always_inline]] const char *parse(const char *p, const char *limit, std::byte *dest) const noexcept {
+  [[nodiscard, gnu::always_inline]] static const char *parse(const frame<Columns> &f, const char *p, const char *limit,
+                                                            std::byte *dest) noexcept {
     if (limit - p < 64)
       return nullptr;
     if (Delimited ? *p == '\n' || (*p == '\r' && p[1] == '\n') : (p = skip_spaces(p, limit)) == nullptr)
       return nullptr; // a blank line (in whitespace mode, skip_spaces may run out of text)
     bool ok = true;
-    const std::size_t last = (Columns != 0 ? Columns : m_steps.size()) - 1;
-    const step *const steps = m_steps.data();
+    const std::size_t last = f.columns() - 1;
 #pragma GCC unroll 12
     for (std::size_t c = 0; c <= last; ++c) {
       if (limit - p < 64)
         return nullptr;
-      const step &s = steps[c];
+      const step &s = f.step_at(c);
       const char *const start = p;
       std::byte *const out = dest + s.offset;
       switch (s.what) {
@@ -321,10 +358,10 @@ private:
         break;
       }
       case how::text:
-        p = store_text(p, limit, *s.field, s.wide, out);
+        p = store_text<Delimited>(p, limit, f, *s.field, s.wide, out);
         break;
       case how::skip:
-        p = text_end(p, limit);
+        p = text_end<Delimited>(p, limit, f);
         break;
       }
       if (p == nullptr)
@@ -334,7 +371,7 @@ private:
       if (Delimited) {
         if (c == last && *p == '\r' && limit - p >= 2) // (text ending in "\r": the general path decides)
           ++p;
-        ok &= *p == (c == last ? '\n' : m_delimiter);
+        ok &= *p == (c == last ? '\n' : f.delimiter);
         ++p;
       } else {
         ok &= p != start;
@@ -349,16 +386,6 @@ private:
     }
     return ok ? p : nullptr;
   }
-
-  /// What a column becomes: little-endian 32/64-bit ints and floats have their own (the common
-  /// dtypes), other numbers go through the field's spec.
-  enum class how : std::uint8_t { skip, text, int32, int64, integer, float32, float64, floating };
-  struct step {
-    how what = how::skip; // skip: a column usecols leaves out
-    bool wide = false;
-    std::uint32_t offset = 0;
-    const field_spec *field = nullptr;
-  };
 
   static step step_for(const field_spec &field, bool wide) {
     step s{how::text, wide, field.offset, &field};
@@ -382,14 +409,15 @@ private:
 
   /// Where a column's text ends: at the separator, line end, carriage return or comment character,
   /// 16 bytes at a time; nullptr when the text ends first.
-  [[nodiscard]] const char *text_end(const char *p, const char *limit) const noexcept {
+  template <bool Delimited, class Frame>
+  [[nodiscard]] static const char *text_end(const char *p, const char *limit, const Frame &f) noexcept {
 #if defined(__SSE2__)
     for (; limit - p >= 16; p += 16) {
       __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
-      __m128i stop = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')), _mm_cmpeq_epi8(v, _mm_set1_epi8(m_comment)));
-      stop = _mm_or_si128(stop, _mm_cmpeq_epi8(v, _mm_set1_epi8('\r')));
-      if (m_delimiter != 0) {
-        stop = _mm_or_si128(stop, _mm_cmpeq_epi8(v, _mm_set1_epi8(m_delimiter)));
+      __m128i stop = _mm_or_si128(_mm_cmpeq_epi8(v, f.newlines), _mm_cmpeq_epi8(v, f.marks));
+      stop = _mm_or_si128(stop, _mm_cmpeq_epi8(v, f.returns));
+      if constexpr (Delimited) {
+        stop = _mm_or_si128(stop, _mm_cmpeq_epi8(v, f.delimiters));
       } else { // ' ' or '\t'..'\r' (is_space)
         __m128i control = _mm_sub_epi8(v, _mm_set1_epi8('\t'));
         stop = _mm_or_si128(stop, _mm_cmpeq_epi8(_mm_min_epu8(control, _mm_set1_epi8(4)), control));
@@ -401,16 +429,17 @@ private:
     return nullptr;
 #else
     for (; p < limit; ++p)
-      if (*p == '\n' || *p == '\r' || *p == m_comment || (m_delimiter != 0 ? *p == m_delimiter : is_space(*p)))
+      if (*p == '\n' || *p == '\r' || *p == f.comment || (Delimited ? *p == f.delimiter : is_space(*p)))
         return p;
     return nullptr;
 #endif
   }
 
   /// Stores an S field's text (then zeros); returns its end, or nullptr if it is too long.
-  [[nodiscard]] const char *store_text(const char *p, const char *limit, const field_spec &field, bool wide,
-                                       std::byte *out) const noexcept {
-    const char *end = text_end(p, limit);
+  template <bool Delimited, class Frame>
+  [[nodiscard]] static const char *store_text(const char *p, const char *limit, const Frame &f, const field_spec &field,
+                                              bool wide, std::byte *out) noexcept {
+    const char *end = text_end<Delimited>(p, limit, f);
     if (end == nullptr)
       return nullptr;
     auto length = static_cast<std::size_t>(end - p);
