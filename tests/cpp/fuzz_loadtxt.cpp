@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "moving_room.hpp"
 #include "ndshm/loadtxt.hpp"
 
 namespace {
@@ -45,13 +46,7 @@ std::string run(const std::uint8_t *data, std::size_t size, unsigned threads, bo
   try {
     if (one_pass) {
       std::vector<std::byte> out;
-      auto plan = parse_one_pass(source, format, fields, offset, [&](std::uint64_t nbytes) {
-        std::vector<std::byte> moved(nbytes + 1); // a new place every time, the rows so far copied
-        std::copy(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(out.size(), nbytes)),
-                  moved.begin());
-        out.swap(moved);
-        return out.data();
-      });
+      auto plan = parse_one_pass(source, format, fields, offset, test_support::moving_room{out});
       return std::string(reinterpret_cast<const char *>(out.data()), plan.rows * offset);
     }
     auto plan = plan_rows(source, format);

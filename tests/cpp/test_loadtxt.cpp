@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "loadtxt/fields.hpp"
+#include "moving_room.hpp"
 #include "ndshm/loadtxt.hpp"
 
 using namespace ndshm;
@@ -248,19 +249,6 @@ struct loaded {
   std::string error;
 };
 
-/// Room that moves on every call, as a growing segment's may: the rows so far copied to a new buffer.
-struct moving_room {
-  std::vector<double> &values;
-  std::uint64_t &moves;
-  std::byte *operator()(std::uint64_t nbytes) const {
-    ++moves;
-    std::vector<double> moved(std::max<std::size_t>(values.size(), nbytes / 8 + 1));
-    std::copy(values.begin(), values.end(), moved.begin());
-    values.swap(moved);
-    return reinterpret_cast<std::byte *>(values.data());
-  }
-};
-
 /// Two float64 columns of text: planned then parsed (gz null), parsed in one pass (one_pass), or
 /// streamed from the gzip file *gz in blocks of about `block` bytes.
 loaded load(text_format format, const std::string &text, const std::string *gz, std::size_t block,
@@ -269,11 +257,16 @@ loaded load(text_format format, const std::string &text, const std::string *gz, 
   std::vector<field_spec> fields{{field_kind::floating, 8, 0, false, "float64"},
                                  {field_kind::floating, 8, 8, false, "float64"}};
   try {
+    std::vector<std::byte> grown; // rows parsed into room that moves as it grows
+    auto take = [&](std::uint64_t rows) {
+      got.values.resize(rows * 2);
+      std::memcpy(got.values.data(), grown.data(), rows * 16);
+    };
     if (gz == nullptr && one_pass) {
       auto source = text_source::borrow(text, "f.gz");
-      auto plan = parse_one_pass(source, format, fields, 16, moving_room{got.values, got.moves});
+      auto plan = parse_one_pass(source, format, fields, 16, test_support::moving_room{grown, &got.moves});
       got.rows = plan.rows, got.columns = plan.columns, got.lines = plan.lines;
-      got.values.resize(plan.rows * 2);
+      take(plan.rows);
     } else if (gz == nullptr) {
       auto source = text_source::borrow(text, "f.gz");
       auto plan = plan_rows(source, format);
@@ -282,9 +275,9 @@ loaded load(text_format format, const std::string &text, const std::string *gz, 
       parse_rows(source, format, plan, fields, reinterpret_cast<std::byte *>(got.values.data()), 16);
     } else {
       auto blocks = text_blocks::open_gzip(*gz, block);
-      auto plan = parse_stream(blocks, format, fields, 16, moving_room{got.values, got.moves});
+      auto plan = parse_stream(blocks, format, fields, 16, test_support::moving_room{grown, &got.moves});
       got.rows = plan.rows, got.columns = plan.columns, got.lines = plan.lines;
-      got.values.resize(plan.rows * 2);
+      take(plan.rows);
       text_format first = format;
       first.max_rows = 0; // the first row's column count, reading no further
       EXPECT_EQ(plan_blocks(blocks, first).columns, plan.columns);
