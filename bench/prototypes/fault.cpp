@@ -6,7 +6,7 @@
 // 0.80-1.03 s, fallocate then MADV_POPULATE_WRITE 0.67-0.89 s (6 interleaved pairs in an earlier
 // version of this file, faster in 5); this file as it is, 3 runs: 0.79-0.80 s vs 0.68-0.71 s. So
 // growing_segment::reserve allocates its pages with fallocate.
-// 2026-11-27: can the page-table half cost less? After fallocate, MADV_POPULATE_READ (22) or a read of a
+// 2026-11-26: can the page-table half cost less? After fallocate, MADV_POPULATE_READ (22) or a read of a
 // byte per page (read faults map 16 pages each for files, and a shared writable shmem mapping maps them
 // writable) instead of MADV_POPULATE_WRITE, 1 MiB windows, then a write to every page: 3 runs each,
 // POPULATE_WRITE 0.70-0.91 s, POPULATE_READ 0.93-1.11 s, read a byte per page 1.08-1.24 s, plain write
