@@ -260,7 +260,8 @@ loaded load(text_format format, const std::string &text, const std::string *gz, 
     std::vector<std::byte> grown; // rows parsed into room that moves as it grows
     auto take = [&](std::uint64_t rows) {
       got.values.resize(rows * 2);
-      std::memcpy(got.values.data(), grown.data(), rows * 16);
+      if (rows != 0) // (no rows: both buffers may be null, which memcpy may not take)
+        std::memcpy(got.values.data(), grown.data(), rows * 16);
     };
     if (gz == nullptr && one_pass) {
       auto source = text_source::borrow(text, "f.gz");
