@@ -6,12 +6,12 @@
 // 0.80-1.03 s, fallocate then MADV_POPULATE_WRITE 0.67-0.89 s (6 interleaved pairs in an earlier
 // version of this file, faster in 5); this file as it is, 3 runs: 0.79-0.80 s vs 0.68-0.71 s. So
 // growing_segment::reserve allocates its pages with fallocate.
-// 2026-11-26: can the page-table half cost less? After fallocate, MADV_POPULATE_READ (22) or a read of a
-// byte per page (read faults map 16 pages each for files, and a shared writable shmem mapping maps them
-// writable) instead of MADV_POPULATE_WRITE, 1 MiB windows, then a write to every page: 3 runs each,
-// POPULATE_WRITE 0.70-0.91 s, POPULATE_READ 0.93-1.11 s, read a byte per page 1.08-1.24 s, plain write
-// faults 0.87-1.06 s; the writes after any of the three took 0.005-0.007 s (no faults left). So
-// POPULATE_WRITE stays. (Part 2 of main below.)
+// 2026-11-26 (later): can the page-table half cost less? After fallocate, MADV_POPULATE_READ (22) or a
+// read of a byte per page (read faults map 16 pages each for files, and a shared writable shmem mapping
+// maps them writable) instead of MADV_POPULATE_WRITE, 1 MiB windows, then a write to every page (part 2
+// of main below). This file, 3 runs: fallocate + POPULATE_WRITE 0.69-0.74 s, + POPULATE_READ
+// 0.85-0.90 s, + a byte read per page 1.00-1.01 s; the writes after them 0.005-0.006 s (no faults
+// left). So POPULATE_WRITE stays.
 // Build: g++ -O2 -o /tmp/fault bench/prototypes/fault.cpp && /tmp/fault
 #include <sys/mman.h>
 #include <fcntl.h>
