@@ -437,7 +437,6 @@ std::shared_ptr<mapping> growing_segment::take(std::uint64_t nbytes) {
   std::byte *data = reserve(0);
   m_data = static_cast<std::byte *>(detail::memory_resize(m_fd, data, m_capacity, nbytes));
   m_capacity = nbytes;
-  m_allocated = std::min(m_allocated, nbytes);
   std::shared_ptr<mapping> result(new mapping());
   result->m_data = m_data; // from here the mapping unmaps it, whatever happens next
   result->m_size = nbytes;

@@ -121,25 +121,26 @@ public:
 void parse_rows(const text_source &source, const text_format &format, const text_plan &plan,
                 std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride);
 
-/// True when one thread parses the text (threads 1, a text under 2 MiB, max_rows, quoting): then
-/// parse_one_pass reads it without counting its rows first.
+/// True when one thread parses the text (threads 1, a text too short for two threads, max_rows,
+/// quoting): then parse_one_pass reads it without counting its rows first.
 [[nodiscard]] bool parses_in_one_pass(const text_source &source, const text_format &format);
 
-/// Parses text in one pass on the calling thread into room the caller grows (room as in
-/// parse_stream); returns rows, columns and lines as plan_rows would.
+/// Output memory that grows as rows are found: room(nbytes) returns the output's first byte with at
+/// least nbytes usable (it may move from call to call; the rows already parsed move with it).
+using output_room = std::function<std::byte *(std::uint64_t nbytes)>;
+
+/// Parses text in one pass on the calling thread into room the caller grows; returns rows, columns and
+/// lines as plan_rows would (no chunks).
 text_plan parse_one_pass(const text_source &source, const text_format &format,
-                         std::span<const field_spec> fields, std::uint64_t row_stride,
-                         const std::function<std::byte *(std::uint64_t)> &room);
+                         std::span<const field_spec> fields, std::uint64_t row_stride, const output_room &room);
 
 /// plan_rows over every block of a stream (no quotes: a row is a line): rows, columns and lines. With
 /// format.max_rows 0 it reads only up to the first row (its column count).
 [[nodiscard]] text_plan plan_blocks(text_blocks &blocks, const text_format &format);
 
 /// Parses a stream in one pass: each block is parsed (planned first when on several threads) into
-/// room the caller grows.
-/// room(nbytes) returns the output's first byte with at least nbytes usable (it may move from call
-/// to call; the rows already parsed move with it). Returns rows, columns and lines as plan_blocks does.
+/// room the caller grows. Returns rows, columns and lines as plan_blocks does.
 text_plan parse_stream(text_blocks &blocks, const text_format &format, std::span<const field_spec> fields,
-                       std::uint64_t row_stride, const std::function<std::byte *(std::uint64_t)> &room);
+                       std::uint64_t row_stride, const output_room &room);
 
 } // namespace ndshm

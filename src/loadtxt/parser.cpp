@@ -461,7 +461,8 @@ private:
   }
 
   /// Past the spaces at p (whitespace mode: ' ', '\t', '\v', '\f'; not '\r', which may only end a line
-  /// here, before '\n'); nullptr when the text ends.
+  /// here, before '\n'); nullptr when the text ends. The list is is_space's without '\r', spelled out:
+  /// is_space(c) && c != '\r' costs 18 more instructions per matrix row (bench/parse_instructions.sh).
   [[nodiscard]] static const char *skip_spaces(const char *p, const char *limit) noexcept {
     for (; p < limit; ++p)
       if (*p != ' ' && *p != '\t' && *p != '\v' && *p != '\f')
@@ -878,7 +879,7 @@ bool parses_in_one_pass(const text_source &source, const text_format &format) {
 
 text_plan parse_one_pass(const text_source &source, const text_format &format,
                          std::span<const field_spec> fields, std::uint64_t row_stride,
-                         const std::function<std::byte *(std::uint64_t)> &room) {
+                         const output_room &room) {
   std::string_view text = source.text();
   const char *const end = text.data() + text.size();
   const scanner scan(format);
@@ -896,8 +897,6 @@ text_plan parse_one_pass(const text_source &source, const text_format &format,
   plan.columns = head.columns;
   plan.rows = done.rows;
   plan.lines = head.line - format.first_line + done.lines;
-  plan.chunks.push_back({static_cast<std::size_t>(head.start - text.data()),
-                         static_cast<std::size_t>(done.next - text.data()), 0, done.rows, head.line});
   return plan;
 }
 
@@ -939,7 +938,7 @@ text_plan plan_blocks(text_blocks &blocks, const text_format &format) {
 }
 
 text_plan parse_stream(text_blocks &blocks, const text_format &format, std::span<const field_spec> fields,
-                       std::uint64_t row_stride, const std::function<std::byte *(std::uint64_t)> &room) {
+                       std::uint64_t row_stride, const output_room &room) {
   // One thread inflating plain gzip has a core of its own: parsing takes the others (1 GB of gzip -1
   // coverage text on 2 cores: 3.0-3.3 s this way in 4 runs, 3.1-3.9 s parsing on both in 8). BGZF
   // inflates on every core in bursts: parsing too (3.1-3.9 s vs 3.8-4.1 s on one, 3 runs each).
@@ -949,9 +948,7 @@ text_plan parse_stream(text_blocks &blocks, const text_format &format, std::span
     parsing.threads = std::max(1u, std::thread::hardware_concurrency() - 1);
   auto parse_block = [&](const text_source &source, const text_format &part, std::uint64_t first_row) {
     const std::uint64_t before = first_row * row_stride;
-    std::function<std::byte *(std::uint64_t)> block_room = [&](std::uint64_t nbytes) {
-      return room(before + nbytes) + before;
-    };
+    output_room block_room = [&](std::uint64_t nbytes) { return room(before + nbytes) + before; };
     if (parses_in_one_pass(source, part)) // one thread: no count before the parse
       return parse_one_pass(source, part, fields, row_stride, block_room);
     text_plan plan = plan_rows(source, part);
