@@ -231,7 +231,8 @@ def loadtxt(
         )  # fmt: skip
 
     structured = dtype.names is not None
-    # A streamed job (.gz) knows its first row's columns now and its row count once parsed.
+    # A streamed job (.gz, or text one thread parses in one pass into shared memory) knows its first
+    # row's columns now and its row count once parsed.
     has_rows = (job.columns and max_rows != 0) if job.streamed else job.rows
     if structured:
         width = len(fields)

@@ -88,8 +88,7 @@ class SharedResults(WorkerPlugin):  # type: ignore[misc,valid-type]
         # task leaves it "cancelled", still running, and it may be wanted again).
         task = self.worker.state.tasks.get(key)
         if task is None or task.state in ("released", "forgotten", "error"):
-            with _held_lock:
-                _held.pop(key, None)
+            _forget([key])
 
     def teardown(self, worker: Any) -> None:
         with _held_lock:
@@ -123,7 +122,8 @@ def _load_on_worker(path: str, options: dict, workers_per_host: dict[str, int]) 
 
 
 def _forget(keys: list) -> int:
-    """Runs on every worker when a run ends: drops the arrays of its tasks still held; returns how many."""
+    """Drops the arrays of these tasks still held; returns how many. Run on every worker when a run ends,
+    and for a task whose result Dask released."""
     with _held_lock:
         return sum(_held.pop(key, None) is not None for key in keys)
 

@@ -9,6 +9,7 @@ as it was and no temporary file behind.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -211,6 +212,16 @@ def _runner(executor: Any, workers: int, threads: int | None):
     return _ProcessRunner(executor, workers)
 
 
+@functools.cache
+def _sync_file_range() -> Any:
+    """libc's sync_file_range (Linux), looked up once."""
+    import ctypes
+
+    function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return function
+
+
 class _UnnamedFile:
     """An O_TMPFILE file in the target's directory, linked to the target only by commit()."""
 
@@ -233,11 +244,7 @@ class _UnnamedFile:
         coverage text (bench/convert_phases.py, 2 or 3 runs each, this VM's disk varies a lot): final
         fsync 4.8 s without it, 1.6-2.0 s after each input only, 0.2-1.8 s after each 256 MiB window
         too; after each 32 MiB block instead, 1.0-2.0 s."""
-        import ctypes
-
-        sync_file_range = ctypes.CDLL(None, use_errno=True).sync_file_range
-        sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-        sync_file_range(self.fd, 0, 0, 2)  # SYNC_FILE_RANGE_WRITE: asynchronous
+        _sync_file_range()(self.fd, 0, 0, 2)  # SYNC_FILE_RANGE_WRITE: asynchronous
 
     def commit(self) -> None:
         os.fsync(self.fd)
@@ -364,7 +371,8 @@ def to_hdf5(
                     rows = writer.add(k, path, name, loaded)
                 finally:
                     loaded.close()  # its rows go now, also when writing them failed
-                out.start_writeback()
+                if count == 1:  # (a windowed input started it after each window, the last included)
+                    out.start_writeback()
                 if bar is not None:  # bytes of text, MB/s and ETA from tqdm; rows/s added here
                     rows_done += rows
                     rate = rows_done / max(time.perf_counter() - started, 1e-9)
