@@ -117,7 +117,7 @@ public:
 [[nodiscard]] text_plan plan_rows(const text_source &source, const text_format &format);
 
 /// Fills plan.rows rows of out (row_stride bytes apart). Throws parse_error for the first bad row
-/// in file order, whatever the thread count.
+/// in file order, whatever the thread count (std::bad_alloc instead if memory ran short before it).
 void parse_rows(const text_source &source, const text_format &format, const text_plan &plan,
                 std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride);
 

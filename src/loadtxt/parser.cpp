@@ -865,12 +865,14 @@ void parse_rows(const text_source &source, const text_format &format, const text
       done[i].out_of_memory = true;
     }
   });
-  for (auto &chunk : done) // the first error in file order, whatever the thread count...
-    if (chunk.error)
-      throw *chunk.error;
-  for (auto &chunk : done) // ...before memory running short in an earlier chunk
+  // In file order: the first chunk that stopped says why. A chunk short of memory stopped before its
+  // end, where a bad row may stand: a later chunk's error would not be the first in the file.
+  for (auto &chunk : done) {
     if (chunk.out_of_memory)
       throw std::bad_alloc();
+    if (chunk.error)
+      throw *chunk.error;
+  }
 }
 
 bool parses_in_one_pass(const text_source &source, const text_format &format) {
