@@ -250,7 +250,10 @@ private:
 
   /// What parse reads for every row, copied by run into a local of its own: stores through the row's
   /// std::byte pointer may alias any object whose address has escaped, the row_program's members
-  /// included, so reading them in place made the compiler reload a column's step after every store.
+  /// included, so reading them in place made the compiler reload a column's step after every store
+  /// (bench/parse_instructions.sh: 463.5 instructions per coverage row before, 440.2 with the frame).
+  /// Built per run call, also after each row the general path takes: 14 instructions more per row
+  /// (0.7%) on a file where every row has a comment (callgrind, whole program).
   template <std::size_t Columns> struct frame {
     explicit frame(const row_program &program)
         : delimiter(program.m_delimiter), comment(program.m_comment), all(program.m_steps.data()),
