@@ -1,10 +1,14 @@
 // The C++ parser alone on a five-column file (chr S10, pos i4, pct f4, c i4, t i4; tab-separated) or a
 // matrix (float64 columns separated by whitespace): plan and parse times of each repetition, output
 // memory already touched. For profiling the hot path without Python (perf record ./parse_bench FILE 1 5).
+// With "fresh" after the kind, one thread parses in one pass into fresh shared memory that grows, as
+// ndshm.loadtxt(threads=1) does, and the user and system (page) times are printed too.
 // A FILE.gz (coverage only) is streamed as ndshm.loadtxt streams it: inflated once, parsed into a
 // growing segment (fresh pages each time); threads 0 there is loadtxt's default choice.
 // Build: cmake -S . -B build/cpp-tests -DNDSHM_BUILD_TESTS=ON && cmake --build build/cpp-tests --target parse_bench
-// Run:   build/cpp-tests/parse_bench FILE [threads=1] [repetitions=5] [coverage|matrix]
+// Run:   build/cpp-tests/parse_bench FILE [threads=1] [repetitions=5] [coverage|matrix] [fresh]
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -56,6 +60,24 @@ int main(int argc, char **argv) {
     format.delimiter = '\t';
     fields = coverage;
     stride = 26;
+  }
+  if (argc > 5 && std::string_view(argv[5]) == "fresh") {
+    format.threads = 1;
+    auto seconds = [](const timeval &t) { return static_cast<double>(t.tv_sec) + t.tv_usec * 1e-6; };
+    for (int r = 0; r < repetitions; ++r) {
+      rusage u0{}, u1{};
+      ::getrusage(RUSAGE_SELF, &u0);
+      auto t0 = std::chrono::steady_clock::now();
+      growing_segment rows;
+      auto plan = parse_one_pass(source, format, fields, stride, [&](std::uint64_t n) { return rows.reserve(n); });
+      auto kept = rows.finish_private(plan.rows * stride);
+      auto t1 = std::chrono::steady_clock::now();
+      ::getrusage(RUSAGE_SELF, &u1);
+      std::printf("one pass %.3f s  user %.3f s  system %.3f s  rows %llu\n",
+                  std::chrono::duration<double>(t1 - t0).count(), seconds(u1.ru_utime) - seconds(u0.ru_utime),
+                  seconds(u1.ru_stime) - seconds(u0.ru_stime), static_cast<unsigned long long>(plan.rows));
+    }
+    return 0;
   }
   std::vector<std::byte> out;
   for (int r = 0; r < repetitions; ++r) {
