@@ -402,6 +402,54 @@ def test_every_preset_reads_its_format_as_numpy_does(preset, tmp_path):
     _assert_same(expected, got)
 
 
+def _preset_rows(preset, rows, seed):
+    """rows lines of a preset's format with the values and line ends that try the parser's fast paths."""
+    rng = np.random.default_rng(seed)
+    ints = ["0", "9", "10", "46", "99999999", "123456789", "2147483647", "-5", "+7", "007", "-2147483648"]
+    floats = ["82.14", "0.5", "-2", "+.5", "100.00", "1e3", "nan", "12345678.123", "-0.0", "5.", "3.14159265"]
+    text = ["chr1", "chrX", "c", "chr22_KI27", ""]
+    kinds = {  # the file's columns (a bismark .cov file has an end column that usecols leave out)
+        "coverage5": "t i f i i",
+        "bismark-cov": "t i i f i i",
+        "bismark-cytosine": "t i s i i x x",
+        "bedgraph": "t i i f",
+    }[preset].split()
+    pick = {"t": text, "i": ints, "f": floats, "s": ["+", "-"], "x": ["CG", "CHH", "CGT"]}
+    lines = []
+    for r in range(rows):
+        if r % 97 == 5:
+            lines.append("# a comment\n" if r % 2 else "\n")
+        fields = [str(rng.choice(pick[k])) for k in kinds]
+        lines.append("\t".join(fields) + ("\r\n" if r % 13 == 0 else "\n"))
+    return lines
+
+
+@pytest.mark.parametrize("preset", sorted(ndshm.PRESETS))
+def test_every_preset_layout_reads_a_long_file_as_numpy_does(preset, tmp_path):
+    # Long enough for the row program's compiled layouts (short samples take the general path only).
+    path = tmp_path / f"long.{preset}"
+    path.write_text("".join(_preset_rows(preset, 3000, seed=len(preset))))
+    expected = np.loadtxt(path, **ndshm.PRESETS[preset])
+    for threads in (1, 2):
+        _assert_same(expected, ndshm.loadtxt(path, threads=threads, **ndshm.PRESETS[preset]))
+
+
+@pytest.mark.parametrize("preset", sorted(ndshm.PRESETS))
+def test_every_preset_layout_names_a_bad_value_deep_in_the_file(preset, tmp_path):
+    lines = _preset_rows(preset, 3000, seed=1)
+    row = next(i for i in range(2400, 3000) if not lines[i].startswith(("#", "\n")))
+    fields = lines[row].rstrip("\r\n").split("\t")
+    fields[1] = "2147483648"  # every preset's second column is an int32
+    lines[row] = "\t".join(fields) + "\n"
+    path = tmp_path / f"bad.{preset}"
+    path.write_text("".join(lines))
+    column = len(fields[0]) + 2
+    for threads in (1, 2):
+        with pytest.raises(ndshm.ParseError) as error:
+            ndshm.loadtxt(path, threads=threads, **ndshm.PRESETS[preset])
+        assert f"bad.{preset}:{row + 1}:{column}: could not convert '2147483648' to int32" in str(error.value)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cuts=st.lists(st.integers(0, 4000), max_size=6), skiprows=st.integers(0, 40))
 def test_byte_ranges_split_a_file_into_its_lines(tmp_path, cuts, skiprows):
