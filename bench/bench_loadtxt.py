@@ -5,7 +5,9 @@ Files: the five-column coverage format (plain, gzip -1 and BGZF) and a float64 m
 generated once into DIR (default: /tmp/ndshm-bench) and read once before timing (page cache warm).
 Every peer's result is converted to the same array as numpy.loadtxt's; medians of --reps runs; one
 process, same cores.
-Writes bench/results/<date>-<machine>/loadtxt.{json,md}.
+Writes bench/results/<date>-<machine>/loadtxt.{json,md}; --gzip-only and --numpy-pairs (numpy.loadtxt and
+ndshm on one thread in interleaved pairs, for a ratio less moved by the VM's drift) write loadtxt-gzip.* and
+loadtxt-numpy.*.
 """
 
 from __future__ import annotations
@@ -213,17 +215,49 @@ def gzip_lines(results: dict) -> list[str]:
     return lines
 
 
-def gzip_ratio(path: Path, reps: int) -> dict:
-    """ndshm.loadtxt's time over decompressing alone, in interleaved pairs (this VM's speed drifts
-    between runs: each pair sees the same drift); medians of each and the median of the pairs' ratios."""
-    _warm(path)
-    alone, loaded = [], []
+def paired(first, second, reps: int) -> tuple[list[float], list[float], list[float]]:
+    """Times of first() and second() in interleaved pairs (this VM's speed drifts between runs: each
+    pair sees the same drift), and each pair's ratio second / first."""
+    a, b = [], []
     for _ in range(reps):
-        alone.append(gunzip_alone(path))
-        loaded.append(timed(ndshm.loadtxt, path, COVERAGE, "#", "\t")[0])
-    ratios = [b / a for a, b in zip(alone, loaded, strict=True)]
+        a.append(first())
+        b.append(second())
+    return a, b, [y / x for x, y in zip(a, b, strict=True)]
+
+
+def gzip_ratio(path: Path, reps: int) -> dict:
+    """ndshm.loadtxt's time over decompressing alone: medians of each and the median of the pairs' ratios."""
+    _warm(path)
+    alone, loaded, ratios = paired(
+        lambda: gunzip_alone(path), lambda: timed(ndshm.loadtxt, path, COVERAGE, "#", "\t")[0], reps
+    )
     return {"decompress_alone_s": median(alone), "ndshm_loadtxt_s": median(loaded), "ratio": median(ratios),
             "pair_ratios": ratios}  # fmt: skip
+
+
+def numpy_ratio(path: Path, kind: str, reps: int) -> dict:
+    """numpy.loadtxt's time over ndshm.loadtxt's on one thread, in interleaved pairs."""
+    _warm(path)
+    ndshm_s, numpy_s, ratios = paired(
+        lambda: timed(read_ndshm(1), path, kind)[0], lambda: timed(read_numpy, path, kind)[0], reps
+    )
+    return {"numpy_s": median(numpy_s), "ndshm_1_thread_s": median(ndshm_s), "ratio": median(ratios),
+            "pair_ratios": ratios}  # fmt: skip
+
+
+def numpy_lines(results: dict) -> list[str]:
+    lines = []
+    for kind, r in results.items():
+        pairs = ", ".join(f"{x:.2f}" for x in r["pair_ratios"])
+        lines.append(f"## {kind}: numpy.loadtxt {r['numpy_s']:.3f} s, ndshm.loadtxt (1 thread) "
+                     f"{r['ndshm_1_thread_s']:.3f} s; ndshm {r['ratio']:.2f}x faster (median of interleaved "
+                     f"pairs; pairs: {pairs})\n")  # fmt: skip
+    return lines
+
+
+def report(name: str, command: str, results: dict, table: str) -> None:
+    print(table)
+    print(f"\nsaved in {save(name, command, results, table)}")
 
 
 def main() -> None:
@@ -233,14 +267,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("/tmp/ndshm-bench"))
     parser.add_argument("--skip-numpy", action="store_true", help="numpy takes ~15 s per GB per run")
     parser.add_argument("--gzip-only", action="store_true", help="only the .gz ratios (loadtxt-gzip.*)")
+    pairs_help = "only numpy.loadtxt vs ndshm on one thread, in interleaved pairs (loadtxt-numpy.*)"
+    parser.add_argument("--numpy-pairs", action="store_true", help=pairs_help)
     args = parser.parse_args()
     files = generate(args.data, args.size_mb * 10**6)
+    command = "python bench/bench_loadtxt.py " + " ".join(sys.argv[1:])
     if args.gzip_only:
         results = {name: gzip_ratio(files[name], args.reps) for name in ("coverage.gz", "coverage.bgzf.gz")}
-        table = "\n".join(gzip_lines(results))
-        print(table)
-        command = "python bench/bench_loadtxt.py " + " ".join(sys.argv[1:])
-        print(f"\nsaved in {save('loadtxt-gzip', command, results, table)}")
+        report("loadtxt-gzip", command, results, "\n".join(gzip_lines(results)))
+        return
+    if args.numpy_pairs:
+        results = {kind: numpy_ratio(files[kind], kind, args.reps) for kind in ("coverage", "matrix")}
+        report("loadtxt-numpy", command, results, "\n".join(numpy_lines(results)))
         return
     readers = {
         "ndshm 1 thread": read_ndshm(1),
@@ -306,10 +344,7 @@ def main() -> None:
     for name, m in results["peak_memory"].items():
         lines.append(f"- {name}: output {m['output_mib']:.0f} MiB, peak {m['peak_mib']:.0f} MiB, "
                      f"over the output {m['over_output_mib']:.0f} MiB")  # fmt: skip
-    table = "\n".join(lines)
-    print(table)
-    folder = save("loadtxt", "python bench/bench_loadtxt.py " + " ".join(sys.argv[1:]), results, table)
-    print(f"\nsaved in {folder}")
+    report("loadtxt", command, results, "\n".join(lines))
 
 
 if __name__ == "__main__":
