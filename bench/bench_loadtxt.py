@@ -217,11 +217,15 @@ def gzip_lines(results: dict) -> list[str]:
 
 def paired(first, second, reps: int) -> tuple[list[float], list[float], list[float]]:
     """Times of first() and second() in interleaved pairs (this VM's speed drifts between runs: each
-    pair sees the same drift), and each pair's ratio second / first."""
+    pair sees the same drift; which runs first alternates), and each pair's ratio second / first."""
     a, b = [], []
-    for _ in range(reps):
-        a.append(first())
-        b.append(second())
+    for k in range(reps):
+        if k % 2 == 0:
+            a.append(first())
+            b.append(second())
+        else:
+            b.append(second())
+            a.append(first())
     return a, b, [y / x for x, y in zip(a, b, strict=True)]
 
 

@@ -6,6 +6,8 @@
 // A FILE.gz (coverage only) is streamed as ndshm.loadtxt streams it: inflated once, parsed into a
 // growing segment (fresh pages each time); threads 0 there is loadtxt's default choice.
 // Build: cmake -S . -B build/cpp-tests -DNDSHM_BUILD_TESTS=ON && cmake --build build/cpp-tests --target parse_bench
+//        (tools/test-all.sh builds it RelWithDebInfo; timings quoted as "Release" come from a build
+//        configured with -DCMAKE_BUILD_TYPE=Release in a directory of its own, as the wheel is built)
 // Run:   build/cpp-tests/parse_bench FILE [threads=1] [repetitions=5] [coverage|matrix] [fresh]
 #include <sys/resource.h>
 
@@ -21,7 +23,7 @@
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s FILE [threads] [repetitions]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s FILE [threads] [repetitions] [coverage|matrix] [fresh]\n", argv[0]);
     return 2;
   }
   using namespace ndshm;

@@ -158,9 +158,9 @@ static_assert(std::endian::native == std::endian::little, "the SWAR digit code a
 }
 
 /// The common shape of a decimal at p: [sign] digits [. digits] with 1 to 15 digits (exact in a
-/// double, and 10^m too, so one division rounds correctly: Python's float()), within 16 bytes.
-/// Returns the byte after it, or nullptr for any other shape (the general parser decides). Reads up
-/// to 32 bytes.
+/// double, and 10^m too, so one division rounds correctly: Python's float()), 15 bytes at most (its
+/// end must fall within the 16 bytes loaded). Returns the byte after it, or nullptr for any other
+/// shape (the general parser decides). Reads up to 23 bytes (34 without SSE2).
 [[nodiscard, gnu::always_inline]] inline const char *scan_plain_decimal(const char *p,
                                                                        double &value) noexcept {
   static constexpr double powers[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
@@ -171,9 +171,10 @@ static_assert(std::endian::native == std::endian::little, "the SWAR digit code a
   // The number's end is found from one 16-byte load: the first byte that is no digit (after a sign),
   // and, if it is the point, the next. The next column waits for that end; the digits' values are
   // worked out beside it. The sign costs no branch: in a matrix of random signs, the branch that
-  // scan_plain_integer takes cost more than it saved (bench/parse_bench.cpp, 300 MB of the matrix
-  // file, 8 interleaved rounds, median: 0.574 s this way, 0.699 s with a branch, 0.665 s before both;
-  // coverage text the same within noise, 0.498 s vs 0.472 s).
+  // scan_plain_integer takes cost more than it saved (bench/parse_bench.cpp, RelWithDebInfo, 300 MB
+  // of the matrix file, 8 interleaved rounds, median: 0.574 s this way; 0.699 s with the two digit
+  // scans of the #else branch and a sign branch; 0.665 s with the sign tested before the digits). On
+  // coverage text, 10 rounds: 0.498 s this way, 0.472 s with the two scans and the sign branch.
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
   const __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
   const auto digits = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d)));

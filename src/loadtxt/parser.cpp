@@ -409,8 +409,6 @@ private:
           return nullptr;
         break;
       }
-      if (p == nullptr)
-        return nullptr;
       // The separator: the delimiter (or, in whitespace mode, a run of spaces) between columns, the
       // line end after the last. In whitespace mode every column holds text.
       if (Delimited) {

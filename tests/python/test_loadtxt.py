@@ -101,8 +101,8 @@ def tables(draw):
             if draw(st.integers(0, 5)) == 0:
                 line += " # trailing comment"
             lines.append(line)
-    if draw(st.booleans()):  # 64 bytes after every row: the fast row path takes them (else the general one)
-        lines.append("# " + "x" * 80)
+    if draw(st.booleans()):  # 64 bytes per column after every row: the fast row path takes them
+        lines.append("# " + "x" * 800)  # (else the general one; up to 12 columns)
     text = newline.join(lines) + draw(st.sampled_from(["", newline]))
     return text, dtype, delimiter, len(kinds)
 
@@ -196,9 +196,9 @@ EDGE_CELLS = [
 @pytest.mark.parametrize("delimiter", [None, "\t", ","])
 @pytest.mark.parametrize("kind", NUMERIC + ["S4", "S16", "S20"])
 def test_fast_row_path_matches_numpy_on_edge_cells(kind, delimiter):
-    """Each edge cell in a row of its own, with 64 bytes of text after it (where the fast row path
-    runs; rows it refuses go to the general one): numpy's value or numpy's refusal, cell by cell."""
-    tail = "# " + "x" * 80 + "\n"
+    """Each edge cell in a row of its own, with 64 bytes of text per column after it (where the fast
+    row path runs; rows it refuses go to the general one): numpy's value or numpy's refusal, cell by cell."""
+    tail = "# " + "x" * 200 + "\n"
     for cell in EDGE_CELLS:
         if delimiter is None and (cell.strip() == "" or "," in cell):
             continue
@@ -428,7 +428,8 @@ def _preset_rows(preset, rows, seed):
 def test_every_preset_layout_reads_a_long_file_as_numpy_does(preset, tmp_path):
     # Long enough for the row program's compiled layouts (short samples take the general path only).
     path = tmp_path / f"long.{preset}"
-    path.write_text("".join(_preset_rows(preset, 3000, seed=len(preset))))
+    path.write_text("".join(_preset_rows(preset, 100_000, seed=len(preset))))
+    assert path.stat().st_size > 2 << 20  # (1 MiB per thread at least: two threads parse it)
     expected = np.loadtxt(path, **ndshm.PRESETS[preset])
     for threads in (1, 2):
         _assert_same(expected, ndshm.loadtxt(path, threads=threads, **ndshm.PRESETS[preset]))
@@ -436,13 +437,14 @@ def test_every_preset_layout_reads_a_long_file_as_numpy_does(preset, tmp_path):
 
 @pytest.mark.parametrize("preset", sorted(ndshm.PRESETS))
 def test_every_preset_layout_names_a_bad_value_deep_in_the_file(preset, tmp_path):
-    lines = _preset_rows(preset, 3000, seed=1)
-    row = next(i for i in range(2400, 3000) if not lines[i].startswith(("#", "\n")))
+    lines = _preset_rows(preset, 100_000, seed=1)
+    row = next(i for i in range(90_000, 100_000) if not lines[i].startswith(("#", "\n")))
     fields = lines[row].rstrip("\r\n").split("\t")
     fields[1] = "2147483648"  # every preset's second column is an int32
     lines[row] = "\t".join(fields) + "\n"
     path = tmp_path / f"bad.{preset}"
     path.write_text("".join(lines))
+    assert path.stat().st_size > 2 << 20  # two threads: the bad row is in the second chunk
     column = len(fields[0]) + 2
     for threads in (1, 2):
         with pytest.raises(ndshm.ParseError) as error:
