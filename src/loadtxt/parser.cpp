@@ -8,6 +8,7 @@
 #include <optional>
 #include <thread>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -299,7 +300,7 @@ private:
   /// A run of rows, compiled for each column count up to 12 (0: any) and delimiter mode: the column
   /// loop unrolled, each column's conversion is a branch of its own, always taken the same way.
   /// Kept out of line: inlined into the general path's loop, its values were spilled to the stack (perf).
-  template <std::size_t Columns, bool Delimited, const std::array<how, Columns> *Layout = nullptr>
+  template <std::size_t Columns, bool Delimited, class Layout = void> // Layout: a layout<...>, or none
   [[gnu::noinline]] static std::uint64_t run(const row_program &self, const char *&p, const char *stop,
                                              const char *limit, std::byte *dest, std::uint64_t stride,
                                              std::uint64_t n) noexcept {
@@ -328,12 +329,12 @@ private:
       return std::equal(kinds.begin(), kinds.end(), m_steps.begin(), m_steps.end(),
                         [](how kind, const step &s) { return s.what == kind; });
     };
-    (void)((same(Layouts::kinds) && (m_run = &run<Layouts::kinds.size(), true, &Layouts::kinds>)) || ...);
+    (void)((same(Layouts::kinds) && (m_run = &run<Layouts::kinds.size(), true, Layouts>)) || ...);
   }
 
   /// Parses the row at p into dest; returns the start of the next row, or nullptr (see above).
   /// Reads at most 64 bytes past any byte it looks at; limit: the end of readable text.
-  template <std::size_t Columns, bool Delimited, const std::array<how, Columns> *Layout>
+  template <std::size_t Columns, bool Delimited, class Layout>
   [[nodiscard, gnu::always_inline]] static const char *parse(const frame<Columns> &f, const char *p, const char *limit,
                                                             std::byte *dest) noexcept {
     // Every column may read 64 bytes from its start. A number and its separator move on by at most
@@ -360,8 +361,8 @@ private:
       const char *const start = p;
       std::byte *const out = dest + s.offset;
       how what = s.what;
-      if constexpr (Layout != nullptr)
-        what = (*Layout)[c];
+      if constexpr (!std::is_void_v<Layout>)
+        what = Layout::kinds[c];
       switch (what) {
       case how::float32:
       case how::float64:
