@@ -1,5 +1,6 @@
 // Linux implementation of detail/platform.hpp: memfd, mmap, abstract UNIX sockets with SCM_RIGHTS.
 #include "detail/platform.hpp"
+#include "detail/parallel.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -165,19 +166,8 @@ void memory_populate(void *address, std::uint64_t nbytes, unsigned threads) noex
   auto populate = [&](std::uint64_t offset) {
     (void)memory_prefault(base + offset, std::min(step, total - offset)); // best effort: faults otherwise
   };
-  std::vector<std::thread> workers;
-  std::uint64_t offset = step;
-  try {
-    for (; offset < total; offset += step)
-      workers.emplace_back(populate, offset);
-  } catch (...) {
-    // No thread to spare: this thread populates the rest itself.
-    for (; offset < total; offset += step)
-      populate(offset);
-  }
-  populate(0);
-  for (auto &worker : workers)
-    worker.join();
+  if (total != 0)
+    run_parallel(static_cast<std::size_t>((total + step - 1) / step), [&](std::size_t k) { populate(k * step); });
 }
 
 bool memory_prefault(void *begin, std::uint64_t nbytes) noexcept {

@@ -4,6 +4,7 @@
 #include <array>
 #include <bit>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <optional>
 #include <thread>
@@ -16,6 +17,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "detail/parallel.hpp"
 #include "detail/platform.hpp"
 #include "loadtxt/fields.hpp"
 #include "ndshm/loadtxt.hpp"
@@ -610,16 +612,6 @@ std::vector<char> wide_stores(std::span<const field_spec> fields, std::uint64_t 
   return wide;
 }
 
-template <class Fn> void run_parallel(std::size_t n, Fn &&fn) {
-  std::vector<std::thread> threads;
-  threads.reserve(n);
-  for (std::size_t i = 1; i < n; ++i)
-    threads.emplace_back(fn, i);
-  fn(0);
-  for (auto &t : threads)
-    t.join();
-}
-
 /// Where the rows start after skiprows, and the first row's column count (numpy takes it from there).
 struct text_head {
   const char *start;
@@ -690,6 +682,7 @@ public:
     const char *next = nullptr;
     std::optional<parse_error> error; ///< the first bad row's (parsing stopped there)
     bool out_of_memory = false;
+    std::exception_ptr failure; ///< anything else thrown while parsing (rethrown by the caller)
   };
 
   /// Parses the rows in [p, stop) (p starts line `line`), at most `rows` of them, into output rows
@@ -856,7 +849,7 @@ text_plan plan_rows(const text_source &source, const text_format &format) {
   std::vector<std::uint64_t> lines(plan.chunks.size());
   const std::uint64_t limit = row_limit(format);
 
-  run_parallel(plan.chunks.size(), [&](std::size_t i) {
+  detail::run_parallel(plan.chunks.size(), [&](std::size_t i) {
     auto &chunk = plan.chunks[i];
     chunk.begin = static_cast<std::size_t>(cuts[i] - base);
     const char *q = cuts[i];
@@ -897,7 +890,7 @@ void parse_rows(const text_source &source, const text_format &format, const text
   const row_parser parser(source, format, fields, plan.columns, row_stride);
   const char *const base = source.text().data();
   std::vector<row_parser::result> done(plan.chunks.size());
-  run_parallel(plan.chunks.size(), [&](std::size_t i) {
+  detail::run_parallel(plan.chunks.size(), [&](std::size_t i) {
     const auto &chunk = plan.chunks[i];
     try { // (an exception must not leave a thread: strings and spans allocate)
       done[i] = parser.parse_range(base + chunk.begin, base + chunk.end, chunk.first_line, chunk.first_row,
@@ -907,11 +900,16 @@ void parse_rows(const text_source &source, const text_format &format, const text
     } catch (const std::bad_alloc &) {
       done[i] = {};
       done[i].out_of_memory = true;
+    } catch (...) {
+      done[i] = {};
+      done[i].failure = std::current_exception();
     }
   });
   // In file order: the first chunk that stopped says why. A chunk short of memory stopped before its
   // end, where a bad row may stand: a later chunk's error would not be the first in the file.
   for (auto &chunk : done) {
+    if (chunk.failure)
+      std::rethrow_exception(chunk.failure);
     if (chunk.out_of_memory)
       throw std::bad_alloc();
     if (chunk.error)

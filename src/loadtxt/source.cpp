@@ -23,6 +23,7 @@
 #include <isa-l/igzip_lib.h>
 #endif
 
+#include "detail/parallel.hpp"
 #include "detail/platform.hpp"
 #include "ndshm/loadtxt.hpp"
 
@@ -189,17 +190,7 @@ private:
         ok = false;
       }
     };
-    std::vector<std::thread> threads;
-    for (std::size_t t = 1; t < n; ++t) {
-      try {
-        threads.emplace_back(work, t);
-      } catch (const std::system_error &) { // no thread to spare: this one does that share too
-        work(t);
-      }
-    }
-    work(0);
-    for (auto &thread : threads)
-      thread.join();
+    detail::run_parallel(n, work);
     return ok;
   }
 
