@@ -10,7 +10,6 @@
 #include <fstream>
 #include <new>
 #include <system_error>
-#include <thread>
 
 #include <fcntl.h>
 #include <spawn.h>

@@ -415,7 +415,7 @@ private:
       // The separator: the delimiter (or, in whitespace mode, a run of spaces) between columns, the
       // line end after the last. In whitespace mode every column holds text.
       if (Delimited) {
-        if (c == last && *p == '\r' && limit - p >= 2) // (text ending in "\r": the general path decides)
+        if (c == last && *p == '\r') // (p[1] is readable: the room checks leave 45 bytes at least)
           ++p;
         ok &= *p == (c == last ? '\n' : f.delimiter);
         ++p;
