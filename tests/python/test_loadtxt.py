@@ -415,11 +415,11 @@ def _preset_rows(preset, rows, seed):
         "bedgraph": "t i i f",
     }[preset].split()
     pick = {"t": text, "i": ints, "f": floats, "s": ["+", "-"], "x": ["CG", "CHH", "CGT"]}
+    columns = [np.array(pick[k])[rng.integers(len(pick[k]), size=rows)].tolist() for k in kinds]
     lines = []
-    for r in range(rows):
+    for r, fields in enumerate(zip(*columns, strict=True)):
         if r % 97 == 5:
             lines.append("# a comment\n" if r % 2 else "\n")
-        fields = [str(rng.choice(pick[k])) for k in kinds]
         lines.append("\t".join(fields) + ("\r\n" if r % 13 == 0 else "\n"))
     return lines
 
