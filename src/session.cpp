@@ -75,12 +75,16 @@ public:
 
   std::shared_ptr<mapping> create(const segment_options &options) {
     std::string name = options.name.empty() ? hex_name() : options.name;
-    unique_fd fd = memory_create("ndshm:" + m_session + ":" + name, options.size, options.populate);
+    // Small segments have their pages reserved (fallocate); large ones are populated, which allocates
+    // them as huge pages where it can (memory_prefault) and fails here just the same when memory is short.
+    const bool populate = options.populate && options.size >= populate_threshold;
+    unique_fd fd = memory_create("ndshm:" + m_session + ":" + name, options.size, options.populate && !populate);
     auto result = mapping::map(fd.get(), options.size, access::read_write, m_session, name);
-    if (options.populate && options.size >= populate_threshold) {
+    if (populate) {
       auto cores = static_cast<std::uint64_t>(std::max(1u, std::thread::hardware_concurrency()));
       auto threads = std::clamp<std::uint64_t>(options.size / populate_per_thread, 1, cores);
-      memory_populate(result->data(), options.size, static_cast<unsigned>(threads));
+      if (!memory_populate(result->data(), options.size, static_cast<unsigned>(threads)))
+        throw std::bad_alloc();
     }
     enroll(fd.get(), result, options);
     return result;
@@ -423,10 +427,6 @@ std::byte *growing_segment::reserve(std::uint64_t nbytes) {
       m_data = static_cast<std::byte *>(detail::memory_resize(m_fd, m_data, m_capacity, capacity));
     }
     m_capacity = capacity;
-  }
-  if (nbytes > m_allocated) { // then mapping them (the caller's prefault or writes) costs less
-    detail::memory_allocate(m_fd, m_allocated, nbytes - m_allocated);
-    m_allocated = nbytes;
   }
   return m_data;
 }

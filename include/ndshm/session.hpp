@@ -65,9 +65,9 @@ public:
   growing_segment &operator=(const growing_segment &) = delete;
   ~growing_segment();
 
-  /// Room for at least nbytes (capacity grows geometrically, pages are allocated for the first nbytes
-  /// but not mapped); returns the first byte, which may move from call to call (the data stays).
-  /// Throws std::bad_alloc when memory is short.
+  /// Room for at least nbytes (capacity grows geometrically; pages are allocated as they are first
+  /// mapped or written); returns the first byte, which may move from call to call (the
+  /// data stays). Throws std::bad_alloc when memory is short.
   std::byte *reserve(std::uint64_t nbytes);
   /// Seals the first options.size bytes (at most what was reserved) and registers them under a new
   /// name (options.name, .named and .populate are ignored). The segment is then like any other.
@@ -83,7 +83,6 @@ private:
   int m_fd = -1;
   std::byte *m_data = nullptr;
   std::uint64_t m_capacity = 0;
-  std::uint64_t m_allocated = 0; // bytes whose pages reserve() allocated
 };
 
 /// Maps an existing segment. redeem: this attach consumes one ticket issued by issue_ticket().

@@ -26,6 +26,13 @@ extern char **environ;
 namespace ndshm::detail {
 namespace {
 
+#ifndef MADV_POPULATE_WRITE
+constexpr int MADV_POPULATE_WRITE = 23; // Linux 5.14
+#endif
+#ifndef MADV_COLLAPSE
+constexpr int MADV_COLLAPSE = 25; // Linux 6.1
+#endif
+
 [[noreturn]] void throw_errno(const char *what) {
   throw std::system_error(errno, std::generic_category(), what);
 }
@@ -65,6 +72,22 @@ std::uint64_t available_memory() {
 void refuse_beyond_memory(std::uint64_t nbytes) {
   if (nbytes >= (std::uint64_t{64} << 20) && nbytes > available_memory())
     throw std::bad_alloc();
+}
+
+/// nbytes of address space held (inaccessible) from a huge page boundary on, for a mapping to replace
+/// (MAP_FIXED): the kernel maps huge pages only at such addresses. nullptr when none is free.
+void *reserve_huge_aligned(std::uint64_t nbytes) noexcept {
+  void *room = ::mmap(nullptr, nbytes + huge_page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                      -1, 0);
+  if (room == MAP_FAILED)
+    return nullptr;
+  auto low = reinterpret_cast<std::uintptr_t>(room), at = huge_round(low);
+  auto high = low + nbytes + huge_page_size;
+  if (at > low)
+    ::munmap(room, at - low);
+  if (at + nbytes < high)
+    ::munmap(reinterpret_cast<void *>(at + nbytes), high - (at + nbytes));
+  return reinterpret_cast<void *>(at);
 }
 
 } // namespace
@@ -115,7 +138,14 @@ void *memory_resize(int fd, void *address, std::uint64_t old_bytes, std::uint64_
     return memory_map(fd, after, true);
   if (after == before)
     return address;
-  void *moved = ::mremap(address, before, after, after > before ? MREMAP_MAYMOVE : 0);
+  void *moved = ::mremap(address, before, after, 0); // in place: a shrink, or a growth with room after it
+  if (moved == MAP_FAILED) { // elsewhere, at a huge page boundary as memory_map places mappings
+    void *target = reserve_huge_aligned(after);
+    moved = target == nullptr ? MAP_FAILED
+                              : ::mremap(address, before, after, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+    if (moved == MAP_FAILED && target != nullptr)
+      ::munmap(target, after);
+  }
   if (moved == MAP_FAILED)
     throw std::bad_alloc(); // a shrink cannot fail so; the file is shorter, the mapping not touched past it
   return moved;
@@ -145,8 +175,14 @@ std::uint64_t page_round(std::uint64_t nbytes) noexcept {
 
 void *memory_map(int fd, std::uint64_t nbytes, bool writable) {
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  void *address = ::mmap(nullptr, page_round(nbytes == 0 ? 1 : nbytes), prot, MAP_SHARED, fd, 0);
+  std::uint64_t size = page_round(nbytes == 0 ? 1 : nbytes);
+  void *target = size >= huge_page_size ? reserve_huge_aligned(size) : nullptr;
+  void *address = ::mmap(target, size, prot, MAP_SHARED | (target != nullptr ? MAP_FIXED : 0), fd, 0);
   if (address == MAP_FAILED) {
+    int error = errno;
+    if (target != nullptr)
+      ::munmap(target, size);
+    errno = error;
     if (errno == ENOMEM)
       throw std::bad_alloc();
     throw_errno("mmap");
@@ -158,26 +194,34 @@ void memory_unmap(void *address, std::uint64_t nbytes) noexcept {
   ::munmap(address, page_round(nbytes == 0 ? 1 : nbytes));
 }
 
-void memory_populate(void *address, std::uint64_t nbytes, unsigned threads) noexcept {
+bool memory_populate(void *address, std::uint64_t nbytes, unsigned threads) noexcept {
   auto *base = static_cast<std::byte *>(address);
   std::uint64_t total = page_round(nbytes);
-  std::uint64_t step = page_round((total + threads - 1) / std::max(threads, 1u));
-  auto populate = [&](std::uint64_t offset) {
-    (void)memory_prefault(base + offset, std::min(step, total - offset)); // best effort: faults otherwise
-  };
-  if (total != 0)
-    run_parallel(static_cast<std::size_t>((total + step - 1) / step), [&](std::size_t k) { populate(k * step); });
+  // whole huge pages to each thread (base is at a huge page boundary: memory_map put it there)
+  std::uint64_t step = huge_round((total + threads - 1) / std::max(threads, 1u));
+  std::size_t parts = static_cast<std::size_t>((total + step - 1) / step);
+  std::vector<char> mapped(parts, 0);
+  run_parallel(parts, [&](std::size_t k) {
+    mapped[k] = memory_prefault(base + k * step, std::min(step, total - k * step)) ? 1 : 0;
+  });
+  return std::find(mapped.begin(), mapped.end(), 0) == mapped.end();
 }
 
 bool memory_prefault(void *begin, std::uint64_t nbytes) noexcept {
-#ifndef MADV_POPULATE_WRITE
-  constexpr int MADV_POPULATE_WRITE = 23; // Linux 5.14
-#endif
   if (nbytes == 0)
     return true;
   static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
   auto first = reinterpret_cast<std::uintptr_t>(begin) / page * page;
   auto last = (reinterpret_cast<std::uintptr_t>(begin) + nbytes + page - 1) / page * page;
+  // Each whole huge page's range becomes one huge page: MADV_COLLAPSE (whatever the system's THP
+  // settings but "deny") needs one small page there first, then replaces it. Elsewhere, and wherever
+  // that fails (an older kernel, no free huge page), pages stay small.
+  auto huge_first = huge_round(first), huge_last = last / huge_page_size * huge_page_size;
+  for (auto at = huge_first; at < huge_last; at += huge_page_size)
+    if (::madvise(reinterpret_cast<void *>(at), page, MADV_POPULATE_WRITE) != 0)
+      break;
+  if (huge_first < huge_last)
+    (void)::madvise(reinterpret_cast<void *>(huge_first), huge_last - huge_first, MADV_COLLAPSE);
   if (::madvise(reinterpret_cast<void *>(first), last - first, MADV_POPULATE_WRITE) == 0)
     return true;
   return errno != ENOMEM && errno != EFAULT; // EINVAL: a kernel before 5.14; pages fault in as written

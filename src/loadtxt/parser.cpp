@@ -816,10 +816,16 @@ private:
   std::optional<row_program> m_program;
 };
 
-/// Output rows [from, upto) mapped (their pages allocated now, on this thread): out, or nullptr when
-/// memory is short.
-std::byte *map_rows(std::byte *out, std::uint64_t from, std::uint64_t upto, std::uint64_t row_stride) noexcept {
-  return detail::memory_prefault(out + from * row_stride, (upto - from) * row_stride) ? out : nullptr;
+/// Output rows [from, upto) mapped (their pages allocated now, on this thread), and the bytes after
+/// them to the end of their last huge page's range, but not past byte `limit` (where the next thread's
+/// rows start, or the room ends): so each such range is mapped whole, by one call, as one huge page.
+/// out, or nullptr when memory is short.
+std::byte *map_rows(std::byte *out, std::uint64_t from, std::uint64_t upto, std::uint64_t row_stride,
+                    std::uint64_t limit) noexcept {
+  const auto base = reinterpret_cast<std::uintptr_t>(out);
+  const std::uint64_t begin = from * row_stride, end = upto * row_stride;
+  const std::uint64_t whole = detail::huge_round(base + end) - base;
+  return detail::memory_prefault(out + begin, std::max(end, std::min(whole, limit)) - begin) ? out : nullptr;
 }
 
 } // namespace
@@ -895,7 +901,8 @@ void parse_rows(const text_source &source, const text_format &format, const text
     try { // (an exception must not leave a thread: strings and spans allocate)
       done[i] = parser.parse_range(base + chunk.begin, base + chunk.end, chunk.first_line, chunk.first_row,
                                    chunk.rows, [&](std::uint64_t from, std::uint64_t upto) {
-                                     return map_rows(out, from, upto, row_stride);
+                                     return map_rows(out, from, upto, row_stride,
+                                                     (chunk.first_row + chunk.rows) * row_stride);
                                    });
     } catch (const std::bad_alloc &) {
       done[i] = {};
@@ -931,7 +938,8 @@ text_plan parse_one_pass(const text_source &source, const text_format &format,
   const row_parser parser(source, format, fields, head.columns, row_stride);
   auto done = parser.parse_range(head.start, end, head.line, 0, row_limit(format),
                                  [&](std::uint64_t from, std::uint64_t upto) {
-                                   return map_rows(room(upto * row_stride), from, upto, row_stride);
+                                   const std::uint64_t room_end = detail::huge_round(upto * row_stride);
+                                   return map_rows(room(room_end), from, upto, row_stride, room_end);
                                  });
   if (done.error)
     throw *done.error;
