@@ -76,7 +76,8 @@ void memory_unmap(void *address, std::uint64_t nbytes) noexcept;
 [[nodiscard]] std::uint64_t page_round(std::uint64_t nbytes) noexcept;
 /// Allocates and maps every page touching [begin, begin + nbytes) now, on the calling thread: a huge
 /// page for each whole huge_page_size range inside it (where the kernel can: Linux 6.1, THP not set
-/// to "deny"; cheapest where no page exists yet), small pages elsewhere. False when memory is short.
+/// to "deny"; cheapest where no page exists yet; not with NDSHM_HUGE_PAGES=0), small pages elsewhere.
+/// False when memory is short.
 [[nodiscard]] bool memory_prefault(void *begin, std::uint64_t nbytes) noexcept;
 
 /// Listening socket at an abstract address; an empty fd if the address is taken.

@@ -6,9 +6,11 @@
 #include <cstring>
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstdint>
 #include <fstream>
 #include <new>
+#include <string_view>
 #include <system_error>
 
 #include <fcntl.h>
@@ -72,6 +74,15 @@ std::uint64_t available_memory() {
 void refuse_beyond_memory(std::uint64_t nbytes) {
   if (nbytes >= (std::uint64_t{64} << 20) && nbytes > available_memory())
     throw std::bad_alloc();
+}
+
+/// NDSHM_HUGE_PAGES=0 keeps every page small, as NUMPY_MADVISE_HUGEPAGE=0 does numpy's.
+bool huge_pages_wanted() noexcept {
+  static const bool wanted = [] {
+    const char *value = std::getenv("NDSHM_HUGE_PAGES");
+    return value == nullptr || std::string_view(value) != "0";
+  }();
+  return wanted;
 }
 
 /// nbytes of address space held (inaccessible) from a huge page boundary on, for a mapping to replace
@@ -217,6 +228,8 @@ bool memory_prefault(void *begin, std::uint64_t nbytes) noexcept {
   // settings but "deny") needs one small page there first, then replaces it. Elsewhere, and wherever
   // that fails (an older kernel, no free huge page), pages stay small.
   auto huge_first = huge_round(first), huge_last = last / huge_page_size * huge_page_size;
+  if (!huge_pages_wanted())
+    huge_first = huge_last;
   for (auto at = huge_first; at < huge_last; at += huge_page_size)
     if (::madvise(reinterpret_cast<void *>(at), page, MADV_POPULATE_WRITE) != 0)
       break;

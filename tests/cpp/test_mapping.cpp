@@ -1,10 +1,17 @@
-// Segment creation and mapping: zero fill, sizes, read-only mappings, and the up-front memory check.
+// Segment creation and mapping: zero fill, sizes, read-only mappings, the up-front memory check, and
+// huge pages.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <new>
+#include <sstream>
+#include <string>
 
 #include <sys/mman.h>
+#include <sys/utsname.h>
 
 #include "detail/platform.hpp"
 #include "ndshm/session.hpp"
@@ -13,6 +20,41 @@ namespace {
 std::string session_name() {
   return "gtest-" + std::to_string(::getpid()) + "-" +
          ::testing::UnitTest::GetInstance()->current_test_info()->name();
+}
+
+/// Whether memory_prefault should get huge pages here: Linux 6.1 (MADV_COLLAPSE), THP for shmem not
+/// set to "deny", NDSHM_HUGE_PAGES not 0.
+bool huge_pages_expected() {
+  utsname name{};
+  int major = 0, minor = 0;
+  if (::uname(&name) != 0 || std::sscanf(name.release, "%d.%d", &major, &minor) != 2)
+    return false;
+  std::ifstream shmem("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+  std::string setting((std::istreambuf_iterator<char>(shmem)), std::istreambuf_iterator<char>());
+  const char *env = std::getenv("NDSHM_HUGE_PAGES");
+  return (major > 6 || (major == 6 && minor >= 1)) && !setting.empty() &&
+         setting.find("[deny]") == std::string::npos && (env == nullptr || std::string(env) != "0");
+}
+
+/// KiB of the mapping holding address that huge pages map (ShmemPmdMapped, or AnonHugePages), from
+/// /proc/self/smaps.
+std::uint64_t huge_kib_at(const void *address) {
+  std::ifstream smaps("/proc/self/smaps");
+  auto at = reinterpret_cast<std::uintptr_t>(address);
+  bool inside = false;
+  std::uint64_t kib = 0;
+  for (std::string line; std::getline(smaps, line);) {
+    std::uintptr_t low = 0, high = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &low, &high) == 2 && line.find(':') > line.find(' '))
+      inside = low <= at && at < high;
+    else if (inside && (line.starts_with("ShmemPmdMapped:") || line.starts_with("AnonHugePages:"))) {
+      std::istringstream fields(line.substr(line.find(':') + 1));
+      std::uint64_t value = 0;
+      fields >> value;
+      kib += value;
+    }
+  }
+  return kib;
 }
 } // namespace
 
@@ -40,4 +82,43 @@ TEST(mapping, memory_is_reserved_up_front) {
   // Sealed: nobody can shrink it under a mapping.
   EXPECT_NE(::ftruncate(fd.get(), 0), 0);
   EXPECT_THROW((void)ndshm::detail::memory_create("test", std::uint64_t{1} << 50), std::bad_alloc);
+}
+
+// Mappings of 2 MiB or more start at a 2 MiB boundary, in the creator and in every process that
+// attaches, and a populated segment is backed by one huge page per whole 2 MiB.
+TEST(mapping, large_segments_are_aligned_and_backed_by_huge_pages) {
+  constexpr std::uint64_t huge = ndshm::detail::huge_page_size;
+  ndshm::segment_options options{5 * huge + 123, session_name()};
+  auto segment = ndshm::create_segment(options);
+  auto reader = ndshm::attach_segment(session_name(), segment->name(), ndshm::access::read_only);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(segment->data()) % huge, 0u);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(reader->data()) % huge, 0u);
+  for (std::uint64_t k = 0; k < options.size; k += 4096)
+    ASSERT_EQ(reader->data()[k], std::byte{0});
+  if (!huge_pages_expected())
+    GTEST_SKIP() << "no huge pages for shared memory on this kernel or setting";
+  EXPECT_EQ(huge_kib_at(segment->data()), 5 * huge / 1024); // the last, partial 2 MiB stays small
+  EXPECT_EQ(huge_kib_at(reader->data()), 5 * huge / 1024);
+}
+
+// memory_prefault turns each whole 2 MiB of its range into a huge page, keeping what was written there
+// already, and maps the ends of the range with small pages.
+TEST(mapping, prefault_backs_whole_ranges_with_huge_pages_and_keeps_their_data) {
+  constexpr std::uint64_t huge = ndshm::detail::huge_page_size;
+  ndshm::segment_options options{8 * huge, session_name()};
+  options.populate = false;
+  auto segment = ndshm::create_segment(options);
+  std::byte *data = segment->data();
+  const std::uint64_t written[] = {huge + 5, 2 * huge + 4096 * 7 + 1, 3 * huge - 1, 6 * huge + 77};
+  for (auto k : written)
+    data[k] = std::byte{0x5a};
+  // [huge / 2, 7 * huge + 100): whole ranges 1 to 6, small pages on both sides
+  ASSERT_TRUE(ndshm::detail::memory_prefault(data + huge / 2, 6 * huge + huge / 2 + 100));
+  for (std::uint64_t k = 0; k < options.size; ++k) {
+    bool marked = std::find(std::begin(written), std::end(written), k) != std::end(written);
+    ASSERT_EQ(data[k], marked ? std::byte{0x5a} : std::byte{0}) << "byte " << k;
+  }
+  if (!huge_pages_expected())
+    GTEST_SKIP() << "no huge pages for shared memory on this kernel or setting";
+  EXPECT_EQ(huge_kib_at(data), 6 * huge / 1024);
 }

@@ -119,6 +119,7 @@ TEST_F(session, a_growing_segment_keeps_its_data_and_is_sealed_when_finished) {
   std::uint64_t written = 0;
   for (std::uint64_t size : {1u << 10, 70u << 20, 200u << 20}) { // past the first capacity: the data moves
     std::byte *data = growing.reserve(size);
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(data) % ndshm::detail::huge_page_size, 0u); // where it moves too
     for (std::uint64_t k = (written + 4095) / 4096 * 4096; k < size; k += 4096) // a byte per page
       data[k] = static_cast<std::byte>(k / 4096 % 251);
     for (std::uint64_t k = 0; k < written; k += 4096)

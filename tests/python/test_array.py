@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 import pickle
+import subprocess
+import sys
 import threading
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
+import workers
 
 import ndshm
 from ndshm import _core
@@ -159,6 +166,21 @@ def test_freed_and_unknown_handles_raise_segment_not_found():
 def test_out_of_memory_raises_before_touching_pages():
     with pytest.raises(MemoryError):
         ndshm.empty(1 << 50, "u1")  # 1 PiB
+
+
+@pytest.mark.skipif(not workers.huge_pages_expected(), reason="no huge pages for shared memory here")
+def test_large_arrays_get_huge_pages_in_every_process_unless_turned_off():
+    a = ndshm.empty((8 << 20) + 3, np.uint8)  # four whole 2 MiB ranges, then 3 bytes on small pages
+    assert a.__array_interface__["data"][0] % (2 << 20) == 0
+    assert workers.huge_kib(a) == 8 << 10
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        assert pool.submit(workers.huge_kib, a).result() == 8 << 10  # mapped there by huge pages too
+    code = "import ndshm, workers; print(workers.huge_kib(ndshm.empty((8 << 20) + 3, 'u1')))"
+    off = {**os.environ, "NDSHM_HUGE_PAGES": "0"}
+    here = Path(__file__).parent
+    run = subprocess.run([sys.executable, "-c", code], env=off, cwd=here, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "0"
 
 
 def test_ten_thousand_live_arrays_do_not_hold_descriptors():

@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
+import workers
 from Bio import bgzf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -332,6 +333,17 @@ def test_same_result_and_same_error_line_for_every_thread_count(tmp_path):
             ndshm.loadtxt(path, threads=t)
         assert (info.value.line, info.value.column, info.value.text) == (250_001, 5, "oops")
         assert str(path) in str(info.value) and info.value.file == str(path)
+
+
+@pytest.mark.skipif(not workers.huge_pages_expected(), reason="no huge pages for shared memory here")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_loaded_arrays_get_huge_pages(tmp_path, threads):
+    path = tmp_path / "m.txt"
+    path.write_text("".join(f"{i} {i * 0.5} {i % 7}\n" for i in range(300_000)))  # 7.2 MB of float64
+    loaded = ndshm.loadtxt(path, threads=threads)
+    assert loaded.nbytes == 7_200_000 and loaded[-1, 0] == 299_999
+    # one thread: the rows' 2 MiB ranges as it grows; two: those inside each one's half
+    assert workers.huge_kib(loaded) >= (6 << 10 if threads == 1 else 4 << 10)
 
 
 def test_errors_say_what_and_where_and_leave_nothing_behind(session, tmp_path):

@@ -43,3 +43,32 @@ def bump_and_make(view: np.ndarray) -> np.ndarray:
 
 def segment_name(array: np.ndarray) -> str:
     return ndshm.segment_of(array).name
+
+
+def huge_kib(array: np.ndarray) -> int:
+    """KiB of the mapping that holds array (C-contiguous) mapped by huge pages in this process
+    (/proc/self/smaps), after reading a byte of each of its pages: only pages read count."""
+    int(array.reshape(-1).view(np.uint8)[::4096].sum())
+    address = array.__array_interface__["data"][0]
+    inside, kib = False, 0
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split(maxsplit=1)[0]
+            if "-" in head and not head.endswith(":"):
+                low, high = (int(x, 16) for x in head.split("-"))
+                inside = low <= address < high
+            elif inside and head in ("ShmemPmdMapped:", "AnonHugePages:"):
+                kib += int(line.split()[1])
+    return kib
+
+
+def huge_pages_expected() -> bool:
+    """Whether large shared arrays get huge pages here: Linux 6.1 (MADV_COLLAPSE), THP for shmem not
+    set to "deny", NDSHM_HUGE_PAGES not 0."""
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/shmem_enabled") as f:
+            setting = f.read()
+    except OSError:
+        return False
+    return (major, minor) >= (6, 1) and "[deny]" not in setting and os.environ.get("NDSHM_HUGE_PAGES") != "0"
