@@ -5,7 +5,9 @@
 // Again later the same day, 1 MiB at a time as the loader maps its rows: MADV_POPULATE_WRITE alone
 // 0.80-1.03 s, fallocate then MADV_POPULATE_WRITE 0.67-0.89 s (6 interleaved pairs in an earlier
 // version of this file, faster in 5); this file as it is, 3 runs: 0.79-0.80 s vs 0.68-0.71 s. So
-// growing_segment::reserve allocates its pages with fallocate.
+// growing_segment::reserve allocated its pages with fallocate, until huge pages came (collapse.cpp:
+// MADV_COLLAPSE gives shmem huge pages whatever shmem_enabled says; collapsing pages fallocate made
+// first would copy them, so nothing is fallocated ahead any more).
 // 2026-11-26 (later): can the page-table half cost less? After fallocate, MADV_POPULATE_READ (22) or a
 // read of a byte per page (read faults map 16 pages each for files, and a shared writable shmem mapping
 // maps them writable) instead of MADV_POPULATE_WRITE, 1 MiB windows, then a write to every page (part 2
