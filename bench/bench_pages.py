@@ -2,8 +2,9 @@
 and after the machine has been idle.
 
 Run: python bench/bench_pages.py [--reps 3] [--rounds 2] [--idle 8] [--data DIR]
-Each measure runs in a fresh process, once with NDSHM_HUGE_PAGES=0 (and NUMPY_MADVISE_HUGEPAGE=0 for
-numpy) and once without, alternating, --rounds times; a process makes --reps measures, each after a
+Each measure runs in fresh processes, with NDSHM_HUGE_PAGES=0 (small pages; NUMPY_MADVISE_HUGEPAGE=0
+for numpy), =1 (a huge page wherever the kernel gives one) and unset (paced, the default) in turn,
+--rounds times; a process makes --reps measures, each after a
 pause: 0 s (the previous measure's memory was just freed) or --idle seconds. The first measure of a
 process is reported apart, since no memory was freed before it. Measures, on 888 MiB (the coverage
 file's array): ndshm.empty; a child attaching such an array and summing it; ndshm.loadtxt of the 1 GB
@@ -77,10 +78,14 @@ MEASURES = {
 }
 
 
-def run(what: str, huge: bool, reps: int, pause: float, path: Path) -> list[float]:
+MODES = {"small": "0", "huge": "1", "paced": ""}  # NDSHM_HUGE_PAGES for each column (paced: the default)
+
+
+def run(what: str, mode: str, reps: int, pause: float, path: Path) -> list[float]:
     env = dict(os.environ)
-    if not huge:
-        env["NDSHM_HUGE_PAGES"] = env["NUMPY_MADVISE_HUGEPAGE"] = "0"
+    env["NDSHM_HUGE_PAGES"] = MODES[mode]
+    if mode == "small":
+        env["NUMPY_MADVISE_HUGEPAGE"] = "0"
     args = [sys.executable, __file__, "--measure", what, "--reps", str(reps), "--idle", str(pause),
             "--data", str(path.parent)]  # fmt: skip
     out = subprocess.run(args, env=env, capture_output=True, text=True, check=True, timeout=600).stdout
@@ -109,29 +114,30 @@ def main() -> None:
     for what in MEASURES:
         for pause in (0.0, args.idle):
             for _ in range(args.rounds):
-                for huge in (False, True):
-                    times = run(what, huge, args.reps, pause, path)
+                for mode in MODES:
+                    if what == "numpy" and mode == "paced":
+                        continue  # numpy's pages: small or huge only
+                    times = run(what, mode, args.reps, pause, path)
                     entry = results.setdefault(what, {}).setdefault(f"pause {pause:g}", {})
-                    side = entry.setdefault("huge" if huge else "small", {"first": [], "rest": []})
+                    side = entry.setdefault(mode, {"first": [], "rest": []})
                     side["first" if pause == 0 else "rest"] += times[:1] if pause == 0 else times
                     if pause == 0:
                         side["rest"] += times[1:]
     lines = [
-        f"Medians (min-max) in seconds, {NBYTES >> 20} MiB; reps {args.reps} x rounds {args.rounds}.",
+        f"Medians (min-max) in seconds, {NBYTES >> 20} MiB; reps {args.reps} x rounds {args.rounds}. "
+        "NDSHM_HUGE_PAGES: small 0, huge 1, paced unset (the default).",
         "",
-        "| measure | small pages | huge pages |",
-        "|---|---|---|",
+        "| measure | small pages | huge pages | paced (default) |",
+        "|---|---|---|---|",
     ]
+    states = {"first": "a process's first", "rest": "memory just freed"}
     for what, label in MEASURES.items():
         for pause, entry in results[what].items():
-            if pause == "pause 0":
-                lines.append(f"| {label}, memory just freed | {span(entry['small']['rest'])} | "
-                             f"{span(entry['huge']['rest'])} |")  # fmt: skip
-                lines.append(f"| {label}, a process's first | {span(entry['small']['first'])} | "
-                             f"{span(entry['huge']['first'])} |")  # fmt: skip
-            else:
-                lines.append(f"| {label}, after {args.idle:g} s idle | {span(entry['small']['rest'])} | "
-                             f"{span(entry['huge']['rest'])} |")  # fmt: skip
+            kinds = ("rest", "first") if pause == "pause 0" else ("rest",)
+            for kind in kinds:
+                state = states[kind] if pause == "pause 0" else f"after {args.idle:g} s idle"
+                cells = " | ".join(span(entry[m][kind]) if m in entry else "-" for m in MODES)
+                lines.append(f"| {label}, {state} | {cells} |")
     publish("pages", "bench_pages.py", sys.argv[1:], results, lines)
 
 

@@ -47,6 +47,32 @@ constexpr std::uint64_t huge_round(std::uint64_t n) noexcept {
   return (n + huge_page_size - 1) / huge_page_size * huge_page_size;
 }
 
+/// Whether a thread's next whole 2 MiB gets a huge page, from what its last one cost (thread CPU
+/// time). A huge page costs 0.25-0.4 ms where memory was freed just before, but 3-4.4 ms where a VM's
+/// balloon has taken the free 2 MiB block back from the guest (page_reporting), against about 2.5 ms
+/// for 512 small pages, which come from smaller free blocks that are never taken back
+/// (bench/prototypes/collapse.cpp). So after a slow one, the next ranges take small pages; then a huge
+/// page is tried again.
+class huge_page_pacer {
+public:
+  static constexpr double slow_seconds = 0.001;
+  static constexpr unsigned small_after_slow = 16;
+
+  [[nodiscard]] bool next_huge() noexcept {
+    if (m_small_left == 0)
+      return true;
+    --m_small_left;
+    return false;
+  }
+  void took(double seconds) noexcept {
+    if (seconds > slow_seconds)
+      m_small_left = small_after_slow;
+  }
+
+private:
+  unsigned m_small_left = 0;
+};
+
 /// Anonymous memory of nbytes, named for /proc listings, mode 0600, size sealed. With reserve, every
 /// page is allocated now; without, the creator must prefault every page (memory_prefault) before
 /// anyone else maps it. Throws std::bad_alloc when memory is short, std::system_error otherwise.
@@ -76,8 +102,8 @@ void memory_unmap(void *address, std::uint64_t nbytes) noexcept;
 [[nodiscard]] std::uint64_t page_round(std::uint64_t nbytes) noexcept;
 /// Allocates and maps every page touching [begin, begin + nbytes) now, on the calling thread: a huge
 /// page for each whole huge_page_size range inside it (where the kernel can: Linux 6.1, THP not set
-/// to "deny"; cheapest where no page exists yet; not with NDSHM_HUGE_PAGES=0), small pages elsewhere.
-/// False when memory is short.
+/// to "deny"; cheapest where no page exists yet; paced by this thread's huge_page_pacer, unless
+/// NDSHM_HUGE_PAGES is 1; none if it is 0), small pages elsewhere. False when memory is short.
 [[nodiscard]] bool memory_prefault(void *begin, std::uint64_t nbytes) noexcept;
 
 /// Listening socket at an abstract address; an empty fd if the address is taken.

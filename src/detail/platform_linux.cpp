@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
@@ -76,13 +77,21 @@ void refuse_beyond_memory(std::uint64_t nbytes) {
     throw std::bad_alloc();
 }
 
-/// NDSHM_HUGE_PAGES=0 keeps every page small, as NUMPY_MADVISE_HUGEPAGE=0 does numpy's.
-bool huge_pages_wanted() noexcept {
-  static const bool wanted = [] {
-    const char *value = std::getenv("NDSHM_HUGE_PAGES");
-    return value == nullptr || std::string_view(value) != "0";
-  }();
-  return wanted;
+/// NDSHM_HUGE_PAGES: "0" keeps every page small (as NUMPY_MADVISE_HUGEPAGE=0 does numpy's), "1" takes a
+/// huge page wherever one can be had, anything else (or nothing) paces them (huge_page_pacer). Read at
+/// every call: a test may change it.
+enum class huge_pages { never, always, paced };
+
+huge_pages huge_pages_setting() noexcept {
+  const char *value = std::getenv("NDSHM_HUGE_PAGES");
+  std::string_view text = value != nullptr ? value : "";
+  return text == "0" ? huge_pages::never : text == "1" ? huge_pages::always : huge_pages::paced;
+}
+
+double thread_cpu_seconds() noexcept {
+  timespec now{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
 }
 
 /// nbytes of address space held (inaccessible) from a huge page boundary on, for a mapping to replace
@@ -225,16 +234,21 @@ bool memory_prefault(void *begin, std::uint64_t nbytes) noexcept {
   auto first = reinterpret_cast<std::uintptr_t>(begin) / page * page;
   auto last = (reinterpret_cast<std::uintptr_t>(begin) + nbytes + page - 1) / page * page;
   // Each whole huge page's range becomes one huge page: MADV_COLLAPSE (whatever the system's THP
-  // settings but "deny") needs one small page there first, then replaces it. Elsewhere, and wherever
-  // that fails (an older kernel, no free huge page), pages stay small.
+  // settings but "deny") needs one small page there first, then replaces it. Elsewhere, wherever that
+  // fails (an older kernel, no free huge page) and wherever the pacer says so, pages stay small.
+  const huge_pages setting = huge_pages_setting();
+  thread_local huge_page_pacer pacer;
   auto huge_first = huge_round(first), huge_last = last / huge_page_size * huge_page_size;
-  if (!huge_pages_wanted())
-    huge_first = huge_last;
-  for (auto at = huge_first; at < huge_last; at += huge_page_size)
+  for (auto at = huge_first; at < huge_last && setting != huge_pages::never; at += huge_page_size) {
+    if (setting == huge_pages::paced && !pacer.next_huge())
+      continue;
+    double start = setting == huge_pages::paced ? thread_cpu_seconds() : 0;
     if (::madvise(reinterpret_cast<void *>(at), page, MADV_POPULATE_WRITE) != 0)
       break;
-  if (huge_first < huge_last)
-    (void)::madvise(reinterpret_cast<void *>(huge_first), huge_last - huge_first, MADV_COLLAPSE);
+    (void)::madvise(reinterpret_cast<void *>(at), huge_page_size, MADV_COLLAPSE);
+    if (setting == huge_pages::paced)
+      pacer.took(thread_cpu_seconds() - start);
+  }
   if (::madvise(reinterpret_cast<void *>(first), last - first, MADV_POPULATE_WRITE) == 0)
     return true;
   return errno != ENOMEM && errno != EFAULT; // EINVAL: a kernel before 5.14; pages fault in as written

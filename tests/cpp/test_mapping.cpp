@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <new>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -35,6 +36,28 @@ bool huge_pages_expected() {
   return (major > 6 || (major == 6 && minor >= 1)) && !setting.empty() &&
          setting.find("[deny]") == std::string::npos && (env == nullptr || std::string(env) != "0");
 }
+
+/// NDSHM_HUGE_PAGES set to value while it lives (huge pages unpaced: the tests expect one wherever the
+/// kernel can give one), then as it was.
+class huge_pages_setting {
+public:
+  explicit huge_pages_setting(const char *value) {
+    if (const char *old = std::getenv("NDSHM_HUGE_PAGES"); old != nullptr)
+      m_old = old;
+    ::setenv("NDSHM_HUGE_PAGES", value, 1);
+  }
+  huge_pages_setting(const huge_pages_setting &) = delete;
+  huge_pages_setting &operator=(const huge_pages_setting &) = delete;
+  ~huge_pages_setting() {
+    if (m_old)
+      ::setenv("NDSHM_HUGE_PAGES", m_old->c_str(), 1);
+    else
+      ::unsetenv("NDSHM_HUGE_PAGES");
+  }
+
+private:
+  std::optional<std::string> m_old;
+};
 
 /// KiB of the mapping holding address that huge pages map (ShmemPmdMapped, or AnonHugePages), from
 /// /proc/self/smaps.
@@ -88,6 +111,7 @@ TEST(mapping, memory_is_reserved_up_front) {
 // attaches, and a populated segment is backed by one huge page per whole 2 MiB.
 TEST(mapping, large_segments_are_aligned_and_backed_by_huge_pages) {
   constexpr std::uint64_t huge = ndshm::detail::huge_page_size;
+  huge_pages_setting always("1");
   ndshm::segment_options options{5 * huge + 123, session_name()};
   auto segment = ndshm::create_segment(options);
   auto reader = ndshm::attach_segment(session_name(), segment->name(), ndshm::access::read_only);
@@ -105,6 +129,7 @@ TEST(mapping, large_segments_are_aligned_and_backed_by_huge_pages) {
 // already, and maps the ends of the range with small pages.
 TEST(mapping, prefault_backs_whole_ranges_with_huge_pages_and_keeps_their_data) {
   constexpr std::uint64_t huge = ndshm::detail::huge_page_size;
+  huge_pages_setting always("1");
   ndshm::segment_options options{8 * huge, session_name()};
   options.populate = false;
   auto segment = ndshm::create_segment(options);
@@ -121,4 +146,31 @@ TEST(mapping, prefault_backs_whole_ranges_with_huge_pages_and_keeps_their_data) 
   if (!huge_pages_expected())
     GTEST_SKIP() << "no huge pages for shared memory on this kernel or setting";
   EXPECT_EQ(huge_kib_at(data), 6 * huge / 1024);
+}
+
+// NDSHM_HUGE_PAGES=0: small pages only, the data the same.
+TEST(mapping, huge_pages_can_be_turned_off) {
+  constexpr std::uint64_t huge = ndshm::detail::huge_page_size;
+  huge_pages_setting never("0");
+  ndshm::segment_options options{4 * huge, session_name()};
+  auto segment = ndshm::create_segment(options);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(segment->data()) % huge, 0u);
+  EXPECT_EQ(huge_kib_at(segment->data()), 0u);
+}
+
+// By default a thread paces its huge pages: after one that cost more than small pages would have
+// (memory the host had taken back), the next 16 ranges take small pages, then it tries again.
+TEST(mapping, a_slow_huge_page_makes_the_next_ranges_small) {
+  ndshm::detail::huge_page_pacer pacer;
+  for (int k = 0; k < 100; ++k) { // fast ones: always huge
+    ASSERT_TRUE(pacer.next_huge());
+    pacer.took(0.0003);
+  }
+  ASSERT_TRUE(pacer.next_huge());
+  pacer.took(0.004); // slow
+  for (unsigned k = 0; k < ndshm::detail::huge_page_pacer::small_after_slow; ++k)
+    ASSERT_FALSE(pacer.next_huge()) << "range " << k << " after the slow one";
+  EXPECT_TRUE(pacer.next_huge()); // tried again
+  pacer.took(0.0003);
+  EXPECT_TRUE(pacer.next_huge());
 }

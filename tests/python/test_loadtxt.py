@@ -337,7 +337,8 @@ def test_same_result_and_same_error_line_for_every_thread_count(tmp_path):
 
 @pytest.mark.skipif(not workers.huge_pages_expected(), reason="no huge pages for shared memory here")
 @pytest.mark.parametrize("threads", [1, 2])
-def test_loaded_arrays_get_huge_pages(tmp_path, threads):
+def test_loaded_arrays_get_huge_pages(tmp_path, threads, monkeypatch):
+    monkeypatch.setenv("NDSHM_HUGE_PAGES", "1")  # unpaced: a huge page wherever the kernel gives one
     path = tmp_path / "m.txt"
     path.write_text("".join(f"{i} {i * 0.5} {i % 7}\n" for i in range(300_000)))  # 7.2 MB of float64
     loaded = ndshm.loadtxt(path, threads=threads)
