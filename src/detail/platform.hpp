@@ -40,7 +40,7 @@ private:
 
 /// The reach of one huge page (a PMD) with 4 KiB pages, on x86-64 and arm64. Mappings of at least
 /// this size start at a multiple of it, and memory_prefault backs each whole one with one huge page:
-/// then a page of it costs one fault, not 512 (a fresh GiB about 0.15 s instead of 1 s here).
+/// then a page of it costs one fault, not 512 (see huge_page_pacer for what one costs).
 inline constexpr std::uint64_t huge_page_size = std::uint64_t{2} << 20;
 /// n rounded up to a multiple of huge_page_size.
 constexpr std::uint64_t huge_round(std::uint64_t n) noexcept {
