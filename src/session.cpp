@@ -38,9 +38,11 @@ std::string broker_path() {
   return g_broker_path.empty() ? std::string(NDSHM_DEFAULT_BROKER) : g_broker_path;
 }
 
-// Populating (madvise(MADV_POPULATE_WRITE), one thread per 8 MiB up to the core count) maps pages
-// faster than faulting them as they are written: 0.23 s/GiB on 2 threads vs 0.55-0.65 s/GiB of faults
-// measured here. Below 8 MiB it made creation 1.5x slower (1 MiB: 1.16 vs 0.77 ms) for little gain.
+// Populating (memory_populate: huge pages where it can, one thread per 8 MiB up to the core count) maps
+// pages faster than faulting them as they are written. With small pages, 0.23 s/GiB on 2 threads vs
+// 0.55-0.65 s/GiB of faults, and below 8 MiB it made creation 1.5x slower (1 MiB: 1.16 vs 0.77 ms) for
+// little gain; the threshold has not been measured again with huge pages (bench_pages.py: 888 MiB in
+// 0.08-0.54 s, depending on where the memory comes from).
 constexpr std::uint64_t populate_threshold = 8u << 20;
 constexpr std::uint64_t populate_per_thread = 8u << 20;
 
