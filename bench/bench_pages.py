@@ -120,9 +120,9 @@ def main() -> None:
                     times = run(what, mode, args.reps, pause, path)
                     entry = results.setdefault(what, {}).setdefault(f"pause {pause:g}", {})
                     side = entry.setdefault(mode, {"first": [], "rest": []})
-                    side["first" if pause == 0 else "rest"] += times[:1] if pause == 0 else times
-                    if pause == 0:
-                        side["rest"] += times[1:]
+                    first = 1 if pause == 0 else 0  # after a pause, the first is idle like the rest
+                    side["first"] += times[:first]
+                    side["rest"] += times[first:]
     lines = [
         f"Medians (min-max) in seconds, {NBYTES >> 20} MiB; reps {args.reps} x rounds {args.rounds}. "
         "NDSHM_HUGE_PAGES: small 0, huge 1, paced unset (the default).",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 
@@ -65,7 +66,10 @@ def huge_kib(array: np.ndarray) -> int:
 def huge_pages_expected() -> bool:
     """Whether large shared arrays get huge pages here: Linux 6.1 (MADV_COLLAPSE), THP for shmem not
     set to "deny", NDSHM_HUGE_PAGES not 0."""
-    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    version = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    if version is None:
+        return False
+    major, minor = int(version[1]), int(version[2])
     try:
         with open("/sys/kernel/mm/transparent_hugepage/shmem_enabled") as f:
             setting = f.read()
