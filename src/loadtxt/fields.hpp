@@ -1,6 +1,7 @@
 // Hot-path field conversion: no throw, no allocation; a bool says whether the text was valid.
 #pragma once
 
+#include <array>
 #include <bit>
 #include <charconv>
 #include <cstdint>
@@ -149,13 +150,20 @@ static_assert(std::endian::native == std::endian::little, "the SWAR digit code a
   return p;
 }
 
-/// The number written by the k (0..15) digits at p. Reads 16 bytes.
-[[nodiscard, gnu::always_inline]] inline std::uint64_t digits_at(const char *p, unsigned k) noexcept {
-  static constexpr std::uint64_t powers[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
-  if (k <= 8)
-    return k != 0 ? digits_value(digit_bytes(p), k) : 0;
-  return digits_value(digit_bytes(p), 8) * powers[k - 8] + digits_value(digit_bytes(p + 8), k - 8);
-}
+/// The inverses of 5^k modulo 2^64: a multiple of 10^k shifted right by k and multiplied by the k-th
+/// is divided by 10^k exactly.
+inline constexpr auto inverse_powers_of_five = [] {
+  std::array<std::uint64_t, 17> inverses{};
+  std::uint64_t power = 1;
+  for (auto &inverse : inverses) {
+    std::uint64_t x = power; // Newton's iteration: each step doubles the correct low bits (5 -> 64)
+    for (int i = 0; i < 5; ++i)
+      x *= 2 - power * x;
+    inverse = x;
+    power *= 5;
+  }
+  return inverses;
+}();
 
 /// The common shape of a decimal at p: [sign] digits [. digits] with 1 to 15 digits (exact in a
 /// double, and 10^m too, so one division rounds correctly: Python's float()), 15 bytes at most (its
@@ -164,9 +172,6 @@ static_assert(std::endian::native == std::endian::little, "the SWAR digit code a
 [[nodiscard, gnu::always_inline]] inline const char *scan_plain_decimal(const char *p,
                                                                        double &value) noexcept {
   static constexpr double powers[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
-  static constexpr std::uint64_t scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
-                                            1000000000, 10000000000, 100000000000, 1000000000000,
-                                            10000000000000, 100000000000000, 1000000000000000};
 #if defined(__SSE2__)
   // The number's end is found from one 16-byte load: the first byte that is no digit (after a sign),
   // and, if it is the point, the next. The next column waits for that end; the digits' values are
@@ -189,9 +194,39 @@ static_assert(std::endian::native == std::endian::little, "the SWAR digit code a
   const unsigned n = a - sign, m = point ? b - a - 1 : 0;
   if (end >= 16 || n + m - 1 >= 15) // past the 16 bytes, no digit, or more than 15
     return nullptr;
-  const std::uint64_t whole = digits_at(p + sign, n), fraction = digits_at(p + a + 1, m);
+  // The digits' value off that chain, all 16 bytes at once: the point taken out (the bytes after it
+  // moved down one), the bytes that are no digits of the number zeroed, then the digit at byte i
+  // weighted 10^(15 - i) in three multiply-adds; the zeros the weights put after the last digit are
+  // divided out exactly. Fewer instructions than two 8-byte conversions (bench/parse_instructions.sh).
+  static constexpr auto ramp = [] {
+    std::array<char, 32> bytes{};
+    for (std::size_t i = 16; i < 32; ++i)
+      bytes[i] = static_cast<char>(0xFF);
+    return bytes;
+  }();
+  auto from = [](unsigned i) { // bytes i..15 set
+    return _mm_loadu_si128(reinterpret_cast<const __m128i *>(ramp.data() + 16 - i));
+  };
+  const __m128i moved = from(point ? a : 16);
+  const __m128i closed = _mm_or_si128(_mm_and_si128(moved, _mm_srli_si128(d, 1)), _mm_andnot_si128(moved, d));
+  const unsigned k = n + m;
+  const __m128i kept = _mm_and_si128(closed, _mm_andnot_si128(from(sign + k), from(sign)));
+  const __m128i zero = _mm_setzero_si128();
+  const __m128i tens = _mm_set1_epi32(0x0001000A), hundreds = _mm_set1_epi32(0x00010064),
+                myriads = _mm_set1_epi32(0x00012710);
+  const __m128i pairs = _mm_packs_epi32(_mm_madd_epi16(_mm_unpacklo_epi8(kept, zero), tens),
+                                        _mm_madd_epi16(_mm_unpackhi_epi8(kept, zero), tens));
+  const __m128i fours = _mm_madd_epi16(pairs, hundreds);
+  const __m128i eights = _mm_madd_epi16(_mm_packs_epi32(fours, fours), myriads);
+  const auto both = static_cast<std::uint64_t>(_mm_cvtsi128_si64(eights));
+  const std::uint64_t weighted = (both & 0xFFFFFFFFu) * 100000000 + (both >> 32);
+  const unsigned zeros = 16 - sign - k;
+  const std::uint64_t mantissa = (weighted >> zeros) * inverse_powers_of_five[zeros];
   const char *q = p + end;
 #else
+  static constexpr std::uint64_t scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
+                                            1000000000, 10000000000, 100000000000, 1000000000000,
+                                            10000000000000, 100000000000000, 1000000000000000};
   bool negative = false;
   const char *q = p;
   std::uint64_t whole = 0, fraction = 0;
@@ -207,8 +242,9 @@ static_assert(std::endian::native == std::endian::little, "the SWAR digit code a
   }
   if (n + m - 1 >= 15) // no digit, or more than 15
     return nullptr;
+  const std::uint64_t mantissa = whole * scale[m] + fraction;
 #endif
-  double magnitude = static_cast<double>(whole * scale[m] + fraction) / powers[m];
+  double magnitude = static_cast<double>(mantissa) / powers[m];
   value = negative ? -magnitude : magnitude;
   return q;
 }

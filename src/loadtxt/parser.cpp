@@ -421,7 +421,10 @@ private:
         ++p;
       } else {
         ok &= p != start;
-        const char *after = skip_spaces(p, limit);
+        // Mostly one ' ', then the next column's first byte (above ' '): no loop over the spaces.
+        const char *after = p + (*p == ' ');
+        if (static_cast<unsigned char>(*after) <= ' ')
+          after = skip_spaces(after, limit);
         if (after == nullptr || (c != last && short_of(after, last - c)))
           return nullptr;
         if (c == last && *after == '\r' && limit - after >= 2) // "\r\n" ends the line; "\r" alone: general path
