@@ -32,11 +32,15 @@ public:
 
   [[nodiscard]] std::string_view text() const noexcept { return m_text; }
   [[nodiscard]] const std::string &name() const noexcept { return m_name; }
+  /// Done with the text in [begin, end) for now: a mapped file's pages there are unmapped (they map
+  /// again if read); text in memory stays as it is.
+  void release(const char *begin, const char *end) const noexcept;
 
 private:
   std::shared_ptr<void> m_owner; // mapping or buffer behind m_text
   std::string_view m_text;
   std::string m_name;
+  bool m_mapped = false; // m_text lies in a file mapping
 };
 
 /// How one output field is converted and where it is stored within a row.

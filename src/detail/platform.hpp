@@ -96,6 +96,9 @@ void memory_allocate(int fd, std::uint64_t offset, std::uint64_t nbytes);
 /// nbytes reaches huge_page_size; throws std::system_error.
 [[nodiscard]] void *memory_map(int fd, std::uint64_t nbytes, bool writable);
 void memory_unmap(void *address, std::uint64_t nbytes) noexcept;
+/// Unmaps the whole pages inside [begin, begin + nbytes) of a private read-only file mapping, which
+/// stays in place: a page read again maps again from the page cache.
+void file_pages_release(const void *begin, std::uint64_t nbytes) noexcept;
 /// Allocates and maps every page of a writable mapping now (memory_prefault), splitting the work over
 /// threads in whole huge pages. False when memory is short.
 [[nodiscard]] bool memory_populate(void *address, std::uint64_t nbytes, unsigned threads) noexcept;

@@ -214,6 +214,13 @@ void memory_unmap(void *address, std::uint64_t nbytes) noexcept {
   ::munmap(address, page_round(nbytes == 0 ? 1 : nbytes));
 }
 
+void file_pages_release(const void *begin, std::uint64_t nbytes) noexcept {
+  const auto first = page_round(reinterpret_cast<std::uintptr_t>(begin));
+  const auto last = (reinterpret_cast<std::uintptr_t>(begin) + nbytes) & ~(page_round(1) - 1);
+  if (last > first) // (MADV_DONTNEED: on a private file mapping never written, nothing is lost)
+    (void)::madvise(reinterpret_cast<void *>(first), last - first, MADV_DONTNEED);
+}
+
 bool memory_populate(void *address, std::uint64_t nbytes, unsigned threads) noexcept {
   auto *base = static_cast<std::byte *>(address);
   std::uint64_t total = page_round(nbytes);

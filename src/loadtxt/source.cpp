@@ -405,7 +405,13 @@ text_source text_source::open(const std::string &path) {
   }
   source.m_text = without_bom(bytes);
   source.m_owner = std::move(mapped);
+  source.m_mapped = true;
   return source;
+}
+
+void text_source::release(const char *begin, const char *end) const noexcept {
+  if (m_mapped)
+    detail::file_pages_release(begin, static_cast<std::uint64_t>(end - begin));
 }
 
 text_source text_source::open(const std::string &path, std::uint64_t begin, std::uint64_t end) {
@@ -428,6 +434,7 @@ text_source text_source::open(const std::string &path, std::uint64_t begin, std:
   if (first == 0)
     source.m_text = without_bom(source.m_text);
   source.m_owner = std::move(mapped);
+  source.m_mapped = true;
   return source;
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <memory>
 
 #include <unistd.h>
@@ -12,6 +13,7 @@
 
 #include "loadtxt/fields.hpp"
 #include "moving_room.hpp"
+#include "smaps.hpp"
 #include "ndshm/loadtxt.hpp"
 
 using namespace ndshm;
@@ -533,6 +535,39 @@ TEST(loadtxt, counting_lines_in_blocks_agrees_with_the_row_scan) {
         ASSERT_TRUE(a.chunks[c].rows == b.chunks[c].rows && a.chunks[c].first_line == b.chunks[c].first_line &&
                     a.chunks[c].end == b.chunks[c].end)
             << i;
+    }
+  }
+}
+
+// Each parsing thread unmaps the file's pages it has parsed (the last unmapping, on one thread, then
+// has little left to do). The text stays readable: a second parse maps the pages again.
+TEST(loadtxt, parsed_file_pages_are_unmapped_and_map_again_when_read) {
+  const std::string path = ::testing::TempDir() + "ndshm-release-" + std::to_string(::getpid()) + ".tsv";
+  std::string text;
+  for (int i = 0; i < 600000; ++i)
+    text += std::to_string(i) + "\t" + std::to_string(i % 1000) + ".25\n";
+  {
+    std::ofstream(path, std::ios::binary) << text;
+  }
+  text_format format;
+  format.delimiter = '\t';
+  format.threads = 2;
+  auto source = text_source::open(path);
+  std::remove(path.c_str());
+  const char *mapped = source.text().data();
+  auto plan = plan_rows(source, format); // (reads every page)
+  ASSERT_EQ(plan.chunks.size(), 2u);
+  EXPECT_GT(test_support::smaps_kib(mapped, {"Rss"}), text.size() / 1024 * 9 / 10);
+  std::vector<field_spec> fields = {{field_kind::signed_int, 8, 0, false, "int64"},
+                                    {field_kind::floating, 8, 8, false, "float64"}};
+  for (int round = 0; round < 2; ++round) {
+    std::vector<std::int64_t> out(2 * plan.rows);
+    parse_rows(source, format, plan, fields, reinterpret_cast<std::byte *>(out.data()), 16);
+    // Left: at most the pages where the chunks start and end.
+    EXPECT_LE(test_support::smaps_kib(mapped, {"Rss"}), 4 * 4u) << round;
+    for (std::size_t i = 0; i < plan.rows; i += 997) {
+      ASSERT_EQ(out[2 * i], static_cast<std::int64_t>(i));
+      ASSERT_EQ(std::bit_cast<double>(out[2 * i + 1]), static_cast<double>(i % 1000) + 0.25);
     }
   }
 }

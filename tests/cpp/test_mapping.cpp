@@ -8,7 +8,6 @@
 #include <fstream>
 #include <new>
 #include <optional>
-#include <sstream>
 #include <string>
 
 #include <sys/mman.h>
@@ -16,6 +15,7 @@
 
 #include "detail/platform.hpp"
 #include "ndshm/session.hpp"
+#include "smaps.hpp"
 
 namespace {
 std::string session_name() {
@@ -59,25 +59,9 @@ private:
   std::optional<std::string> m_old;
 };
 
-/// KiB of the mapping holding address that huge pages map (ShmemPmdMapped, or AnonHugePages), from
-/// /proc/self/smaps.
+/// KiB of the mapping holding address that huge pages map (shared memory's or anonymous).
 std::uint64_t huge_kib_at(const void *address) {
-  std::ifstream smaps("/proc/self/smaps");
-  auto at = reinterpret_cast<std::uintptr_t>(address);
-  bool inside = false;
-  std::uint64_t kib = 0;
-  for (std::string line; std::getline(smaps, line);) {
-    std::uintptr_t low = 0, high = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx ", &low, &high) == 2 && line.find(':') > line.find(' '))
-      inside = low <= at && at < high;
-    else if (inside && (line.starts_with("ShmemPmdMapped:") || line.starts_with("AnonHugePages:"))) {
-      std::istringstream fields(line.substr(line.find(':') + 1));
-      std::uint64_t value = 0;
-      fields >> value;
-      kib += value;
-    }
-  }
-  return kib;
+  return ndshm::test_support::smaps_kib(address, {"ShmemPmdMapped", "AnonHugePages"});
 }
 } // namespace
 
