@@ -100,7 +100,8 @@ struct text_plan {
     std::uint64_t rows = 0;
     std::uint64_t first_line = 0;   ///< 1-based line number of begin
   };
-  std::vector<chunk> chunks;
+  std::vector<chunk> chunks; ///< in text order; threads take them in turn
+  unsigned threads = 1;      ///< to parse them on
   std::uint64_t rows = 0;
   std::uint64_t columns = 0; ///< fields in the first row (0 if there is none)
   std::uint64_t lines = 0;   ///< lines consumed, skipped ones included

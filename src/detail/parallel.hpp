@@ -1,6 +1,7 @@
 // Work spread over threads: the one helper the loader and the segments use for it.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <thread>
 #include <vector>
@@ -25,6 +26,17 @@ template <class Fn> void run_parallel(std::size_t n, Fn &&fn) noexcept {
     fn(i);
   for (auto &thread : threads)
     thread.join();
+}
+
+/// Runs fn(0) .. fn(n - 1) on `threads` threads (run_parallel's), each taking the next index as soon
+/// as it is done with its last: a thread that runs slower (the host took its core away, its pages
+/// came slowly) leaves more of the work to the others. fn must not throw.
+template <class Fn> void run_queue(std::size_t threads, std::size_t n, Fn &&fn) noexcept {
+  std::atomic<std::size_t> next{0};
+  run_parallel(threads < n ? threads : n, [&](std::size_t) {
+    for (std::size_t i = next++; i < n; i = next++)
+      fn(i);
+  });
 }
 
 } // namespace ndshm::detail

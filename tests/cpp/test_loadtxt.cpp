@@ -145,10 +145,12 @@ TEST(loadtxt, delimiter_quotes_and_usecols) {
   EXPECT_EQ(std::string(reinterpret_cast<const char *>(out.data() + 8), 4), "a,\"b");
 }
 
+// (4.8 MB of text: in 4 chunks on 2 or 4 threads. A later chunk's bad row, found first, is not the
+// one reported.)
 TEST(loadtxt, errors_name_file_line_and_column_whatever_the_threads) {
   std::string text;
-  for (int i = 0; i < 200'000; ++i)
-    text += (i == 150'000 ? "1 x\n" : "1 2\n");
+  for (int i = 0; i < 1'200'000; ++i)
+    text += (i == 150'000 ? "1 x\n" : i == 1'100'000 ? "1 y\n" : "1 2\n");
   for (unsigned threads : {1u, 2u, 4u}) {
     text_format format;
     format.threads = threads;
@@ -363,7 +365,7 @@ TEST(loadtxt, gzip_blocks_give_what_the_whole_text_gives) {
 // lines and errors as counting them first, whatever skiprows and max_rows.
 TEST(loadtxt, one_pass_gives_what_planning_gives) {
   std::string text = "\xEF\xBB\xBF# header\nskip me\n\n";
-  for (int i = 0; i < 200000; ++i) { // 4 MB of text: 3 chunks on 3 threads; 4 windows of rows
+  for (int i = 0; i < 200000; ++i) { // 4 MB of text: 3 threads; 4 windows of rows
     text += std::to_string(i) + (i % 7 == 0 ? "\t" : " ") + std::to_string(i * 0.5);
     text += (i % 5 == 0 ? "\r\n" : "\n") + std::string(i % 11 == 0 ? "# comment\n\n" : "");
   }
@@ -413,7 +415,7 @@ TEST(loadtxt, large_stream_blocks_are_parsed_on_several_threads) {
     format.threads = 2;
     format.skiprows = 1;
     loaded want = load(format, *t, nullptr, 0);
-    loaded got = load(format, *t, &gz, 4u << 20); // 4 MiB blocks: 2 chunks each
+    loaded got = load(format, *t, &gz, 4u << 20); // 4 MiB blocks: 2 threads each
     EXPECT_EQ(got.error, want.error);
     std::remove(gz.c_str());
     if (!want.error.empty())
@@ -556,7 +558,7 @@ TEST(loadtxt, parsed_file_pages_are_unmapped_and_map_again_when_read) {
   std::remove(path.c_str());
   const char *mapped = source.text().data();
   auto plan = plan_rows(source, format); // (reads every page)
-  ASSERT_EQ(plan.chunks.size(), 2u);
+  ASSERT_EQ(plan.threads, 2u);
   EXPECT_GT(test_support::smaps_kib(mapped, {"Rss"}), text.size() / 1024 * 9 / 10);
   std::vector<field_spec> fields = {{field_kind::signed_int, 8, 0, false, "int64"},
                                     {field_kind::floating, 8, 8, false, "float64"}};
@@ -564,7 +566,7 @@ TEST(loadtxt, parsed_file_pages_are_unmapped_and_map_again_when_read) {
     std::vector<std::int64_t> out(2 * plan.rows);
     parse_rows(source, format, plan, fields, reinterpret_cast<std::byte *>(out.data()), 16);
     // Left: at most the pages where the chunks start and end.
-    EXPECT_LE(test_support::smaps_kib(mapped, {"Rss"}), 4 * 4u) << round;
+    EXPECT_LE(test_support::smaps_kib(mapped, {"Rss"}), 2 * 4 * plan.chunks.size()) << round;
     for (std::size_t i = 0; i < plan.rows; i += 997) {
       ASSERT_EQ(out[2 * i], static_cast<std::int64_t>(i));
       ASSERT_EQ(std::bit_cast<double>(out[2 * i + 1]), static_cast<double>(i % 1000) + 0.25);
