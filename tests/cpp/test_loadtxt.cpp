@@ -145,12 +145,13 @@ TEST(loadtxt, delimiter_quotes_and_usecols) {
   EXPECT_EQ(std::string(reinterpret_cast<const char *>(out.data() + 8), 4), "a,\"b");
 }
 
-// (4.8 MB of text: in 4 chunks on 2 or 4 threads. A later chunk's bad row, found first, is not the
-// one reported.)
+// (52 MB of text: 3 chunks of 16 MiB or more, taken in turn by 2 threads, or 4 chunks on 4. A later
+// chunk's bad row, found first, is not the one reported.)
 TEST(loadtxt, errors_name_file_line_and_column_whatever_the_threads) {
   std::string text;
-  for (int i = 0; i < 1'200'000; ++i)
-    text += (i == 150'000 ? "1 x\n" : i == 1'100'000 ? "1 y\n" : "1 2\n");
+  text.reserve(52'000'000);
+  for (int i = 0; i < 13'000'000; ++i)
+    text += (i == 150'000 ? "1 x\n" : i == 12'000'000 ? "1 y\n" : "1 2\n");
   for (unsigned threads : {1u, 2u, 4u}) {
     text_format format;
     format.threads = threads;
