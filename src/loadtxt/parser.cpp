@@ -410,11 +410,13 @@ private:
         p = store_text<Delimited>(p, limit, f, *s.field, s.wide, out);
         if (p == nullptr || short_of(p, last - c + 1))
           return nullptr;
+        ok &= Delimited || p != start; // (in whitespace mode, a column holds text: a number always does)
         break;
       case how::skip:
         p = text_end<Delimited>(p, limit, f);
         if (p == nullptr || short_of(p, last - c + 1))
           return nullptr;
+        ok &= Delimited || p != start;
         break;
       }
       // The separator: the delimiter (or, in whitespace mode, a run of spaces) between columns, the
@@ -425,13 +427,14 @@ private:
         ok &= *p == (c == last ? '\n' : f.delimiter);
         ++p;
       } else {
-        ok &= p != start;
-        // Mostly one ' ', then the next column's first byte (above ' '): no loop over the spaces.
+        // Mostly one ' ', then the next column's first byte (above ' '): no loop over the spaces, and
+        // no room check (the row's covers a number and one space).
         const char *after = p + (*p == ' ');
-        if (static_cast<unsigned char>(*after) <= ' ')
+        if (static_cast<unsigned char>(*after) <= ' ') {
           after = skip_spaces(after, limit);
-        if (after == nullptr || (c != last && short_of(after, last - c)))
-          return nullptr;
+          if (after == nullptr || (c != last && short_of(after, last - c)))
+            return nullptr;
+        }
         if (c == last && *after == '\r' && limit - after >= 2) // "\r\n" ends the line; "\r" alone: general path
           ++after;
         ok &= c == last ? *after == '\n' : after != p;
