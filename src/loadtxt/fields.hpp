@@ -165,6 +165,19 @@ inline constexpr auto inverse_powers_of_five = [] {
   return inverses;
 }();
 
+#if defined(__SSE2__)
+/// 16 bytes: those from i (0..16) on set (0xFF), those before it clear; one load.
+[[nodiscard, gnu::always_inline]] inline __m128i bytes_from(unsigned i) noexcept {
+  static constexpr auto ramp = [] {
+    std::array<char, 32> bytes{};
+    for (std::size_t k = 16; k < 32; ++k)
+      bytes[k] = static_cast<char>(0xFF);
+    return bytes;
+  }();
+  return _mm_loadu_si128(reinterpret_cast<const __m128i *>(ramp.data() + 16 - i));
+}
+#endif
+
 /// The common shape of a decimal at p: [sign] digits [. digits] with 1 to 15 digits (exact in a
 /// double, and 10^m too, so one division rounds correctly: Python's float()), 15 bytes at most (its
 /// end must fall within the 16 bytes loaded). Returns the byte after it, or nullptr for any other
@@ -198,15 +211,7 @@ inline constexpr auto inverse_powers_of_five = [] {
   // moved down one), the bytes that are no digits of the number zeroed, then the digit at byte i
   // weighted 10^(15 - i) in three multiply-adds; the zeros the weights put after the last digit are
   // divided out exactly. Fewer instructions than two 8-byte conversions (bench/parse_instructions.sh).
-  static constexpr auto ramp = [] {
-    std::array<char, 32> bytes{};
-    for (std::size_t i = 16; i < 32; ++i)
-      bytes[i] = static_cast<char>(0xFF);
-    return bytes;
-  }();
-  auto from = [](unsigned i) { // bytes i..15 set
-    return _mm_loadu_si128(reinterpret_cast<const __m128i *>(ramp.data() + 16 - i));
-  };
+  const auto from = bytes_from;
   const __m128i moved = from(point ? a : 16);
   const __m128i closed = _mm_or_si128(_mm_and_si128(moved, _mm_srli_si128(d, 1)), _mm_andnot_si128(moved, d));
   const unsigned k = n + m;
