@@ -181,7 +181,7 @@ inline constexpr auto inverse_powers_of_five = [] {
 /// The common shape of a decimal at p: [sign] digits [. digits] with 1 to 15 digits (exact in a
 /// double, and 10^m too, so one division rounds correctly: Python's float()), 15 bytes at most (its
 /// end must fall within the 16 bytes loaded). Returns the byte after it, or nullptr for any other
-/// shape (the general parser decides). Reads up to 23 bytes (34 without SSE2).
+/// shape (the general parser decides). Reads 16 bytes (34 without SSE2).
 [[nodiscard, gnu::always_inline]] inline const char *scan_plain_decimal(const char *p,
                                                                        double &value) noexcept {
   static constexpr double powers[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
@@ -211,11 +211,10 @@ inline constexpr auto inverse_powers_of_five = [] {
   // moved down one), the bytes that are no digits of the number zeroed, then the digit at byte i
   // weighted 10^(15 - i) in three multiply-adds; the zeros the weights put after the last digit are
   // divided out exactly. Fewer instructions than two 8-byte conversions (bench/parse_instructions.sh).
-  const auto from = bytes_from;
-  const __m128i moved = from(point ? a : 16);
+  const __m128i moved = bytes_from(point ? a : 16);
   const __m128i closed = _mm_or_si128(_mm_and_si128(moved, _mm_srli_si128(d, 1)), _mm_andnot_si128(moved, d));
   const unsigned k = n + m;
-  const __m128i kept = _mm_and_si128(closed, _mm_andnot_si128(from(sign + k), from(sign)));
+  const __m128i kept = _mm_and_si128(closed, _mm_andnot_si128(bytes_from(sign + k), bytes_from(sign)));
   const __m128i zero = _mm_setzero_si128();
   const __m128i tens = _mm_set1_epi32(0x0001000A), hundreds = _mm_set1_epi32(0x00010064),
                 myriads = _mm_set1_epi32(0x00012710);
@@ -249,7 +248,8 @@ inline constexpr auto inverse_powers_of_five = [] {
     return nullptr;
   const std::uint64_t mantissa = whole * scale[m] + fraction;
 #endif
-  double magnitude = static_cast<double>(mantissa) / powers[m];
+  // (as a signed integer, which it fits: one conversion instruction, where an unsigned one takes eight)
+  double magnitude = static_cast<double>(static_cast<std::int64_t>(mantissa)) / powers[m];
   value = negative ? -magnitude : magnitude;
   return q;
 }
