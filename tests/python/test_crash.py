@@ -42,7 +42,22 @@ def _round(k: int, rng: random.Random) -> None:
         assert wait_exit(pid, timeout=10)
     for pid in broker_pids(session) + [broker]:
         assert wait_exit(pid, timeout=10), f"round {k}: broker {pid} outlived its program"
+    # A process the group kill caught while a client started a new broker (posix_spawn's child shares
+    # the client's memory until its exec) lets go as it exits: wait for that (pidfd), then check.
+    for pid in memfd_holders(session):
+        assert wait_exit(pid, timeout=10), f"round {k} ({target}): {_described(pid)} holds memory, lives on"
     assert memfd_holders(session) == {}, f"round {k} ({target}): memory still held"
+
+
+def _described(pid: int) -> str:
+    """pid, its command line and state, for a failure message."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except (FileNotFoundError, ProcessLookupError):
+        return f"process {pid} (gone)"
+    state = [line for line in status if line.startswith(("State:", "PPid:"))]
+    return f"process {pid} ({cmdline.strip()}; {', '.join(state)})"
     assert not any(name.startswith("ndshm") for name in os.listdir("/dev/shm"))
 
 
