@@ -8,7 +8,8 @@
 # 2026-11-26, project VM, coverage rows: 463.5 at 25dd806; 440.2 once parse read a frame local to the run;
 # 421.2 with signs and room checked off the column chain; 341.6 through the compiled coverage5 layout;
 # 319.3 with decimals converted 16 bytes at once (2026-11-26, session 8). Matrix rows (300,000 rows of the
-# matrix file, `matrix`): 1221.0 then (a Release build, 20,000 rows: 1543 before, 1233 after).
+# matrix file, `matrix`): 1221.0 then (a Release build, 20,000 rows: 1543 before, 1233 after, 1205 with
+# the mantissa converted to double as a signed integer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 file=${1:-}
