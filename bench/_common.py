@@ -40,6 +40,32 @@ def machine() -> dict:
     }
 
 
+def warm(path: Path) -> None:
+    """Reads path through, so that its pages are in the page cache (page cache warm)."""
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
+def cache_as_read(path: Path) -> None:
+    """Puts path's pages in the page cache as a read from disk does: written out, dropped, read again.
+    A file's writer can leave its pages in 4 KiB folios, while a read from disk brings them in folios of
+    up to 2 MiB (file systems with large folios: the project VM's ext4 on Linux 6.18), which a reader
+    that maps the file, as ndshm and polars do, maps with one fault per 2 MiB. The files users load were
+    mostly written long before (by Bismark, or a download), so every reader gets them as read from disk.
+    On the project VM: mapping 300 MB of coverage text took 4578 faults as written, 282 as read; for the
+    1 GB file, counting its lines on two threads (a C++ loop over a mapping) took 0.104-0.137 s as
+    written, 0.063-0.085 s as read, and unmapping it 0.057 s, then 0.003 s.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # (dirty pages cannot be dropped)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    warm(path)
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

@@ -2,7 +2,8 @@
 
 Run: python bench/bench_loadtxt.py [--size-mb 1000] [--reps 3] [--data DIR]
 Files: the five-column coverage format (plain, gzip -1 and BGZF) and a float64 matrix (10 columns),
-generated once into DIR (default: /tmp/ndshm-bench) and read once before timing (page cache warm).
+generated once into DIR (default: /tmp/ndshm-bench), put in the page cache as a read from disk puts them
+(_common.cache_as_read) and read again before each reader's runs (page cache warm).
 Every peer's result is converted to the same array as numpy.loadtxt's; medians of --reps runs; one
 process, same cores.
 Writes bench/results/<date>-<machine>/loadtxt.{json,md}; --gzip-only and --numpy-pairs (numpy.loadtxt and
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import ndshm
-from _common import median, save
+from _common import cache_as_read, median, save, warm
 
 COVERAGE = ndshm.PRESETS["coverage5"]["dtype"]
 
@@ -158,12 +159,6 @@ def timed(fn, *args):
     return time.perf_counter() - t0, result
 
 
-def _warm(path: Path) -> None:
-    with open(path, "rb") as f:
-        while f.read(1 << 24):
-            pass
-
-
 def peak_memory(path: Path, kind: str) -> dict:
     """Peak anonymous + shared resident memory of a fresh process loading path with ndshm (sampled)."""
     code = f"""
@@ -231,7 +226,7 @@ def paired(first, second, reps: int) -> tuple[list[float], list[float], list[flo
 
 def gzip_ratio(path: Path, reps: int) -> dict:
     """ndshm.loadtxt's time over decompressing alone: medians of each and the median of the pairs' ratios."""
-    _warm(path)
+    warm(path)
     alone, loaded, ratios = paired(
         lambda: gunzip_alone(path), lambda: timed(ndshm.loadtxt, path, COVERAGE, "#", "\t")[0], reps
     )
@@ -241,7 +236,7 @@ def gzip_ratio(path: Path, reps: int) -> dict:
 
 def numpy_ratio(path: Path, kind: str, reps: int) -> dict:
     """numpy.loadtxt's time over ndshm.loadtxt's on one thread, in interleaved pairs."""
-    _warm(path)
+    warm(path)
     ndshm_s, numpy_s, ratios = paired(
         lambda: timed(read_ndshm(1), path, kind)[0], lambda: timed(read_numpy, path, kind)[0], reps
     )
@@ -275,6 +270,8 @@ def main() -> None:
     parser.add_argument("--numpy-pairs", action="store_true", help=pairs_help)
     args = parser.parse_args()
     files = generate(args.data, args.size_mb * 10**6)
+    for path in files.values():
+        cache_as_read(path)
     command = "python bench/bench_loadtxt.py " + " ".join(sys.argv[1:])
     if args.gzip_only:
         results = {name: gzip_ratio(files[name], args.reps) for name in ("coverage.gz", "coverage.bgzf.gz")}
@@ -297,7 +294,7 @@ def main() -> None:
     results: dict = {}
     for kind in ("coverage", "matrix"):
         path = files[kind]
-        _warm(path)
+        warm(path)
         size = path.stat().st_size
         reference = ndshm.loadtxt(
             path, **({"dtype": COVERAGE, "delimiter": "\t"} if kind == "coverage" else {})

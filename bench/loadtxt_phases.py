@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 import ndshm
+from _common import cache_as_read
 from ndshm import _core
 from ndshm._array import _new
 from ndshm._loadtxt import _fields
@@ -27,9 +28,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     fields = _fields(COVERAGE)
-    with open(args.file, "rb") as f:  # page cache warm, as in the other benchmarks
-        while f.read(1 << 24):
-            pass
+    cache_as_read(args.file)  # page cache warm, as read from disk (as in bench_loadtxt.py)
     for _ in range(args.reps):
         for threads in (1, 2):
             t0 = time.perf_counter()
