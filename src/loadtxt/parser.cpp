@@ -559,14 +559,26 @@ inline void line_masks(const char *p, char comment, std::uint64_t &newlines, std
                        std::uint64_t &marks) noexcept {
   newlines = returns = marks = 0;
 #if defined(__SSE2__)
+  // '\r' and the comment character are mostly absent: one test for both over the 64 bytes, and their
+  // masks only where one stands. Coverage text, Release build (callgrind): 68 instructions per 64 bytes
+  // with three masks each time, 56 this way; plan_rows over 1 GB on two threads (bench/parse_bench.cpp,
+  // 4 interleaved rounds): 0.087-0.119 s, then 0.079-0.088 s.
+  const __m128i mark = _mm_set1_epi8(comment == '\n' ? '\r' : comment);
+  __m128i v[4];
+  __m128i odd = _mm_setzero_si128();
   for (int k = 0; k < 4; ++k) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + 16 * k));
-    auto nl = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))));
-    auto cr = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))));
-    auto mark = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(comment))));
+    v[k] = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + 16 * k));
+    auto nl = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v[k], _mm_set1_epi8('\n'))));
     newlines |= std::uint64_t{nl} << (16 * k);
+    odd = _mm_or_si128(odd, _mm_or_si128(_mm_cmpeq_epi8(v[k], _mm_set1_epi8('\r')), _mm_cmpeq_epi8(v[k], mark)));
+  }
+  if (_mm_movemask_epi8(odd) == 0) [[likely]]
+    return;
+  for (int k = 0; k < 4; ++k) {
+    auto cr = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v[k], _mm_set1_epi8('\r'))));
+    auto found = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v[k], mark)));
     returns |= std::uint64_t{cr} << (16 * k);
-    marks |= std::uint64_t{mark} << (16 * k);
+    marks |= std::uint64_t{found} << (16 * k);
   }
 #else
   for (int k = 0; k < 64; ++k) {
