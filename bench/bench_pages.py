@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import median, publish
+from _common import median, publish, warm
 
 NBYTES = 888 << 20
 
@@ -44,9 +44,7 @@ def measure(what: str, reps: int, pause: float, path: Path) -> list[float]:
     if pool is not None:
         pool.apply(time.sleep, (0,))
     if what == "loadtxt":
-        with open(path, "rb") as f:
-            while f.read(1 << 24):
-                pass
+        warm(path)
     times = []
     for _ in range(reps):
         time.sleep(pause)
