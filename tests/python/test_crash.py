@@ -47,6 +47,7 @@ def _round(k: int, rng: random.Random) -> None:
     for pid in memfd_holders(session):
         assert wait_exit(pid, timeout=10), f"round {k} ({target}): {_described(pid)} holds memory, lives on"
     assert memfd_holders(session) == {}, f"round {k} ({target}): memory still held"
+    assert not any(name.startswith("ndshm") for name in os.listdir("/dev/shm"))
 
 
 def _described(pid: int) -> str:
@@ -58,7 +59,6 @@ def _described(pid: int) -> str:
         return f"process {pid} (gone)"
     state = [line for line in status if line.startswith(("State:", "PPid:"))]
     return f"process {pid} ({cmdline.strip()}; {', '.join(state)})"
-    assert not any(name.startswith("ndshm") for name in os.listdir("/dev/shm"))
 
 
 @pytest.mark.slow
