@@ -2,8 +2,8 @@
 
 Run: python bench/bench_loadtxt.py [--size-mb 1000] [--reps 3] [--data DIR]
 Files: the five-column coverage format (plain, gzip -1 and BGZF) and a float64 matrix (10 columns),
-generated once into DIR (default: /tmp/ndshm-bench), put in the page cache as a read from disk puts them
-(_common.cache_as_read) and read again before each reader's runs (page cache warm).
+generated once into DIR (default: /tmp/ndshm-bench) and put in the page cache as a read from disk puts them
+(_common.cache_as_read), once per run for the files the run times (page cache warm).
 Every peer's result is converted to the same array as numpy.loadtxt's; medians of --reps runs; one
 process, same cores.
 Writes bench/results/<date>-<machine>/loadtxt.{json,md}; --gzip-only and --numpy-pairs (numpy.loadtxt and
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import ndshm
-from _common import cache_as_read, median, save, warm
+from _common import cache_as_read, median, save
 
 COVERAGE = ndshm.PRESETS["coverage5"]["dtype"]
 
@@ -226,7 +226,6 @@ def paired(first, second, reps: int) -> tuple[list[float], list[float], list[flo
 
 def gzip_ratio(path: Path, reps: int) -> dict:
     """ndshm.loadtxt's time over decompressing alone: medians of each and the median of the pairs' ratios."""
-    warm(path)
     alone, loaded, ratios = paired(
         lambda: gunzip_alone(path), lambda: timed(ndshm.loadtxt, path, COVERAGE, "#", "\t")[0], reps
     )
@@ -236,7 +235,6 @@ def gzip_ratio(path: Path, reps: int) -> dict:
 
 def numpy_ratio(path: Path, kind: str, reps: int) -> dict:
     """numpy.loadtxt's time over ndshm.loadtxt's on one thread, in interleaved pairs."""
-    warm(path)
     ndshm_s, numpy_s, ratios = paired(
         lambda: timed(read_ndshm(1), path, kind)[0], lambda: timed(read_numpy, path, kind)[0], reps
     )
@@ -270,15 +268,16 @@ def main() -> None:
     parser.add_argument("--numpy-pairs", action="store_true", help=pairs_help)
     args = parser.parse_args()
     files = generate(args.data, args.size_mb * 10**6)
-    for path in files.values():
-        cache_as_read(path)
+    plain, gzipped = ("coverage", "matrix"), ("coverage.gz", "coverage.bgzf.gz")
+    for name in gzipped if args.gzip_only else plain if args.numpy_pairs else plain + gzipped:
+        cache_as_read(files[name])
     command = "python bench/bench_loadtxt.py " + " ".join(sys.argv[1:])
     if args.gzip_only:
-        results = {name: gzip_ratio(files[name], args.reps) for name in ("coverage.gz", "coverage.bgzf.gz")}
+        results = {name: gzip_ratio(files[name], args.reps) for name in gzipped}
         report("loadtxt-gzip", command, results, "\n".join(gzip_lines(results)))
         return
     if args.numpy_pairs:
-        results = {kind: numpy_ratio(files[kind], kind, args.reps) for kind in ("coverage", "matrix")}
+        results = {kind: numpy_ratio(files[kind], kind, args.reps) for kind in plain}
         report("loadtxt-numpy", command, results, "\n".join(numpy_lines(results)))
         return
     readers = {
@@ -292,9 +291,8 @@ def main() -> None:
     if not args.skip_numpy:
         readers = {"numpy.loadtxt": read_numpy, **readers}
     results: dict = {}
-    for kind in ("coverage", "matrix"):
+    for kind in plain:
         path = files[kind]
-        warm(path)
         size = path.stat().st_size
         reference = ndshm.loadtxt(
             path, **({"dtype": COVERAGE, "delimiter": "\t"} if kind == "coverage" else {})
@@ -318,7 +316,7 @@ def main() -> None:
     }
 
     lines = []
-    for kind in ("coverage", "matrix"):
+    for kind in plain:
         r = results[kind]
         fastest_peer = min(
             v["median_s"]
