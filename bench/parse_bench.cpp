@@ -1,6 +1,9 @@
 // The C++ parser alone on a five-column file (chr S10, pos i4, pct f4, c i4, t i4; tab-separated) or a
 // matrix (float64 columns separated by whitespace): plan and parse times of each repetition, output
 // memory already touched. For profiling the hot path without Python (perf record ./parse_bench FILE 1 5).
+// That memory is a std::vector, and the parse still asks for huge pages over it: MADV_COLLAPSE then
+// copies pages already there (copy_mc_enhanced_fast_string, 3.4% of perf's samples in session 9), so
+// compare parse times with NDSHM_HUGE_PAGES=0.
 // parse_rows unmaps the file's pages as it goes, so each repetition's plan maps them again, as a fresh
 // load does (since session 8: earlier plan times left that out, about 0.06 s per GB on two threads).
 // With "fresh" after the kind, one thread parses in one pass into fresh shared memory that grows, as
