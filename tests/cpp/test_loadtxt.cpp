@@ -145,6 +145,33 @@ TEST(loadtxt, delimiter_quotes_and_usecols) {
   EXPECT_EQ(std::string(reinterpret_cast<const char *>(out.data() + 8), 4), "a,\"b");
 }
 
+// Rows of float64 columns take a run compiled for them when the columns are stored one after another;
+// stored apart (a structured dtype with gaps), each column goes to its own field, and the gaps stay.
+TEST(loadtxt, float64_columns_stored_apart_keep_their_offsets) {
+  std::string text;
+  for (int i = 0; i < 300; ++i)
+    text += std::to_string(i) + ".5 -" + std::to_string(i) + "\n";
+  for (char delimiter : {'\0', ' '}) {
+    text_format format;
+    format.delimiter = delimiter;
+    auto source = text_source::borrow(text, "mem");
+    auto plan = plan_rows(source, format);
+    ASSERT_EQ(plan.rows, 300u);
+    std::vector<field_spec> fields{{field_kind::floating, 8, 0, false, "float64"},
+                                   {field_kind::floating, 8, 16, false, "float64"}};
+    std::vector<std::byte> out(300 * 24, std::byte{0xAB});
+    parse_rows(source, format, plan, fields, out.data(), 24);
+    for (int i = 0; i < 300; ++i) {
+      double x = 0, y = 0;
+      std::memcpy(&x, out.data() + 24 * i, 8);
+      std::memcpy(&y, out.data() + 24 * i + 16, 8);
+      ASSERT_EQ(x, i + 0.5) << i;
+      ASSERT_EQ(y, -i) << i;
+      ASSERT_EQ(out[24 * i + 8], std::byte{0xAB}) << i;
+    }
+  }
+}
+
 // (52 MB of text: 3 chunks of 16 MiB or more, taken in turn by 2 threads, or 4 chunks on 4. A later
 // chunk's bad row, found first, is not the one reported.)
 TEST(loadtxt, errors_name_file_line_and_column_whatever_the_threads) {
