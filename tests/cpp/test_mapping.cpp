@@ -132,6 +132,25 @@ TEST(mapping, prefault_backs_whole_ranges_with_huge_pages_and_keeps_their_data) 
   EXPECT_EQ(huge_kib_at(data), 6 * huge / 1024);
 }
 
+// A call that starts inside a 2 MiB range leaves that range as the call before it left it (here,
+// small pages): only the whole ranges from its start on become huge pages.
+TEST(mapping, prefault_leaves_the_range_its_start_falls_in) {
+  constexpr std::uint64_t huge = ndshm::detail::huge_page_size;
+  ndshm::segment_options options{4 * huge, session_name()};
+  options.populate = false;
+  auto segment = ndshm::create_segment(options);
+  std::byte *data = segment->data();
+  {
+    huge_pages_setting never("0");
+    ASSERT_TRUE(ndshm::detail::memory_prefault(data, huge + 26));
+  }
+  huge_pages_setting always("1");
+  ASSERT_TRUE(ndshm::detail::memory_prefault(data + 26, 4 * huge - 26));
+  if (!huge_pages_expected())
+    GTEST_SKIP() << "no huge pages for shared memory on this kernel or setting";
+  EXPECT_EQ(huge_kib_at(data), 3 * huge / 1024); // [2, 8) MiB; [0, 2) MiB still small
+}
+
 // NDSHM_HUGE_PAGES=0: small pages only, the data the same.
 TEST(mapping, huge_pages_can_be_turned_off) {
   constexpr std::uint64_t huge = ndshm::detail::huge_page_size;
