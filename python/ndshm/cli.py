@@ -89,6 +89,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.truncate:
         options["truncate"] = True
     before = _identity(args.output)
+    report = (lambda line: print(f"ndshm convert: {line}", file=sys.stderr)) if args.verbose else None
     client = None
     try:
         if args.scheduler:
@@ -97,7 +98,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             args.inputs, args.output, dtype=args.dtype, format=args.format, workers=args.workers,
             threads=args.threads, compression=args.compression, layout=args.layout,
             overwrite=args.overwrite, progress=False if args.quiet else None, executor=client,
-            window=int(args.window * 2**20), **options,
+            window=int(args.window * 2**20), on_progress=report, **options,
         )  # fmt: skip
     except (KeyboardInterrupt, SystemExit, OSError, ValueError, RuntimeError) as error:
         if not stopped:  # a real error (ParseError is a ValueError): what and where
@@ -202,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cv.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     cv.add_argument("--quiet", action="store_true", help="no progress bar")
+    cv.add_argument(
+        "--verbose",
+        action="store_true",
+        help="a line on stderr as loading begins and as each input is written (for logs: no bar there)",
+    )
     cv.set_defaults(run=cmd_convert)
     return parser
 

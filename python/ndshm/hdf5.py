@@ -283,6 +283,7 @@ def to_hdf5(
     executor: cf.Executor | None = None,
     window: int = WINDOW_BYTES,
     on_note: Callable[[str], None] | None = None,
+    on_progress: Callable[[str], None] | None = None,
     **loadtxt_options: Any,
 ) -> Path:
     """Loads every input with ndshm.loadtxt in worker processes and writes one HDF5 file.
@@ -296,7 +297,8 @@ def to_hdf5(
     byte_range) appended to its dataset as they come, so that memory holds the rows of about
     workers + 1 windows, whatever the input's size (.gz/.bz2/.xz inputs, converters, quotechar and
     max_rows load whole). executor: a concurrent.futures executor or a dask.distributed Client
-    instead of ndshm's own process pool. The file appears at output only when complete. Returns
+    instead of ndshm's own process pool. on_progress, if given, is called with a line as loading
+    begins and as each input is written. The file appears at output only when complete. Returns
     output as a Path.
     """
     if window < 1:
@@ -349,6 +351,8 @@ def to_hdf5(
         # the local pool faster (two runs each of `bench/bench_dask.py --one dask|local`: Dask peak
         # 979-996 MiB with one more, 808 without; local 11.5-13.0 s either way)
         pipeline = _Pipeline(runner, jobs, ahead=runner.slots)
+        if on_progress is not None:
+            on_progress(f"loading {len(paths)} input(s), {sum(sizes) / 1e6:.1f} MB of text")
         # HDF5 2.x resolves file names to real paths, which an unnamed file has not: hand it the file.
         with out.open() as handle, h5py.File(handle, "w") as h5, ThreadPoolExecutor(cores) as compressors:
             h5.attrs["ndshm_version"] = _version()
@@ -373,6 +377,8 @@ def to_hdf5(
                     loaded.close()  # its rows go now, also when writing them failed
                 if count == 1:  # (a windowed input started it after each window, the last included)
                     out.start_writeback()
+                if on_progress is not None:
+                    on_progress(f"wrote {name}: {rows:,} rows ({k + 1}/{len(paths)})")
                 if bar is not None:  # bytes of text, MB/s and ETA from tqdm; rows/s added here
                     rows_done += rows
                     rate = rows_done / max(time.perf_counter() - started, 1e-9)
