@@ -25,21 +25,33 @@ class Mapping:
 
     def __repr__(self) -> str: ...
 
-def create(size: int, session: str = '', name: str = '', named: bool = False, dtype: str = '', shape: str = '', populate: bool = True) -> Mapping:
-    """Creates a zero-filled segment (pages reserved up front) and maps it."""
+def create(size: int, session: str = '', name: str = '', named: bool = False, dtype: str = '', shape: str = '', populate: bool = True, persist: bool = False) -> Mapping:
+    """
+    Creates a zero-filled segment (pages reserved up front) and maps it. persist: a named segment kept after its program ends, until unlink or collect_orphans.
+    """
 
-def attach(session: str, name: str, writable: bool = True, redeem: bool = False) -> Mapping:
-    """Maps an existing segment; redeem consumes one ticket."""
+def attach(session: str, name: str, writable: bool = True, ticket: int = 0) -> Mapping:
+    """Maps an existing segment; a ticket (not 0) is redeemed."""
 
-def issue_ticket(segment: Mapping) -> None:
-    """Keeps the segment alive for one future attach with redeem=True."""
+def issue_ticket(segment: Mapping, persist: bool = False) -> int:
+    """
+    Keeps the segment alive for one future attach of the returned ticket, while this program runs (persist: until that attach or collect_orphans).
+    """
 
 def unlink(session: str, name: str) -> None: ...
 
 def list_segments(session: str) -> list:
     """Live segments of a session, as dicts (empty if no broker runs)."""
 
-def collect_orphans(session: str, min_age: float) -> int: ...
+def collect_orphans(session: str, min_age: float, program: str = '') -> int: ...
+
+def program_id() -> str:
+    """This process's program id (founded on first use)."""
+
+def set_program_id(id: str) -> bool:
+    """
+    Joins the program id (a multiprocessing parent's); False, and nothing changes, if it is malformed.
+    """
 
 def list_sessions() -> list[str]: ...
 
@@ -88,7 +100,7 @@ class TextJob:
 
 def parse_handle(text: str) -> tuple:
     """
-    Splits a handle into (session, name, offset, itemsize, shape, strides, descr).
+    Splits a handle into (session, name, ticket, offset, itemsize, shape, strides, descr).
     """
 
-def format_handle(session: str, name: str, offset: int, itemsize: int, shape: Sequence[int], strides: Sequence[int], descr: str) -> str: ...
+def format_handle(session: str, name: str, ticket: int, offset: int, itemsize: int, shape: Sequence[int], strides: Sequence[int], descr: str) -> str: ...

@@ -156,24 +156,26 @@ NB_MODULE(_core, m) {
   m.def(
       "create",
       [](std::uint64_t size, std::string session, std::string name, bool named, std::string dtype,
-         std::string shape, bool populate) {
+         std::string shape, bool populate, bool persist) {
         return ndshm::create_segment({size, std::move(session), std::move(name), named,
-                                      {std::move(dtype), std::move(shape)}, populate});
+                                      {std::move(dtype), std::move(shape)}, populate, persist});
       },
       "size"_a, "session"_a = "", "name"_a = "", "named"_a = false, "dtype"_a = "", "shape"_a = "",
-      "populate"_a = true,
-      release_gil(), "Creates a zero-filled segment (pages reserved up front) and maps it.");
+      "populate"_a = true, "persist"_a = false, release_gil(),
+      "Creates a zero-filled segment (pages reserved up front) and maps it. persist: a named segment "
+      "kept after its program ends, until unlink or collect_orphans.");
   m.def(
       "attach",
-      [](std::string_view session, std::string_view name, bool writable, bool redeem) {
+      [](std::string_view session, std::string_view name, bool writable, std::uint64_t ticket) {
         return ndshm::attach_segment(session, name,
                                      writable ? ndshm::access::read_write : ndshm::access::read_only,
-                                     redeem);
+                                     ticket);
       },
-      "session"_a, "name"_a, "writable"_a = true, "redeem"_a = false, release_gil(),
-      "Maps an existing segment; redeem consumes one ticket.");
-  m.def("issue_ticket", &ndshm::issue_ticket, "segment"_a, release_gil(),
-        "Keeps the segment alive for one future attach with redeem=True.");
+      "session"_a, "name"_a, "writable"_a = true, "ticket"_a = 0, release_gil(),
+      "Maps an existing segment; a ticket (not 0) is redeemed.");
+  m.def("issue_ticket", &ndshm::issue_ticket, "segment"_a, "persist"_a = false, release_gil(),
+        "Keeps the segment alive for one future attach of the returned ticket, while this program runs "
+        "(persist: until that attach or collect_orphans).");
   m.def("unlink", &ndshm::unlink_segment, "session"_a, "name"_a, release_gil());
   m.def(
       "list_segments",
@@ -190,6 +192,8 @@ NB_MODULE(_core, m) {
           row["shape"] = e.meta.shape;
           row["tickets"] = e.tickets;
           row["named"] = e.named;
+          row["persistent"] = e.persistent;
+          row["program"] = e.program;
           row["age"] = e.age_seconds;
           row["holders"] = e.holders;
           result.append(row);
@@ -197,7 +201,10 @@ NB_MODULE(_core, m) {
         return result;
       },
       "session"_a, "Live segments of a session, as dicts (empty if no broker runs).");
-  m.def("collect_orphans", &ndshm::collect_orphans, "session"_a, "min_age"_a, release_gil());
+  m.def("collect_orphans", &ndshm::collect_orphans, "session"_a, "min_age"_a, "program"_a = "", release_gil());
+  m.def("program_id", &ndshm::program_id, "This process's program id (founded on first use).");
+  m.def("set_program_id", &ndshm::set_program_id, "id"_a,
+        "Joins the program id (a multiprocessing parent's); False, and nothing changes, if it is malformed.");
   m.def("list_sessions", &ndshm::list_sessions, release_gil());
   m.def("broker_pid", &ndshm::broker_pid, "session"_a, release_gil());
   m.def("disconnect", &ndshm::disconnect, "session"_a, release_gil());
@@ -301,17 +308,17 @@ NB_MODULE(_core, m) {
       "parse_handle",
       [](std::string_view text) {
         auto h = ndshm::array_handle::parse(text);
-        return nb::make_tuple(h.session, h.name, h.offset, h.itemsize, nb::tuple(nb::cast(h.shape)),
+        return nb::make_tuple(h.session, h.name, h.ticket, h.offset, h.itemsize, nb::tuple(nb::cast(h.shape)),
                               nb::tuple(nb::cast(h.strides)), h.descr);
       },
-      "text"_a, "Splits a handle into (session, name, offset, itemsize, shape, strides, descr).");
+      "text"_a, "Splits a handle into (session, name, ticket, offset, itemsize, shape, strides, descr).");
   m.def(
       "format_handle",
-      [](std::string session, std::string name, std::uint64_t offset, std::uint64_t itemsize,
+      [](std::string session, std::string name, std::uint64_t ticket, std::uint64_t offset, std::uint64_t itemsize,
          std::vector<std::int64_t> shape, std::vector<std::int64_t> strides, std::string descr) {
-        return ndshm::array_handle{std::move(session), std::move(name), offset, itemsize,
+        return ndshm::array_handle{std::move(session), std::move(name), ticket, offset, itemsize,
                                    std::move(shape), std::move(strides), std::move(descr)}
             .to_string();
       },
-      "session"_a, "name"_a, "offset"_a, "itemsize"_a, "shape"_a, "strides"_a, "descr"_a);
+      "session"_a, "name"_a, "ticket"_a, "offset"_a, "itemsize"_a, "shape"_a, "strides"_a, "descr"_a);
 }

@@ -61,19 +61,20 @@ shared_array create_array(std::string descr, std::vector<std::int64_t> shape, st
   options.session = std::move(session);
   options.meta = {descr, shape_text(shape)};
   auto segment = create_segment(options);
-  array_handle layout{segment->session(), segment->name(), 0, itemsize, std::move(shape),
+  array_handle layout{segment->session(), segment->name(), 0, 0, itemsize, std::move(shape),
                       std::move(strides), std::move(descr)};
   return {std::move(segment), std::move(layout)};
 }
 
-std::string share(const shared_array &array) {
-  issue_ticket(*array.segment);
-  return array.layout.to_string();
+std::string share(const shared_array &array, bool persist) {
+  array_handle layout = array.layout;
+  layout.ticket = issue_ticket(*array.segment, persist);
+  return layout.to_string();
 }
 
 shared_array attach_array(std::string_view handle, access mode) {
   array_handle layout = array_handle::parse(handle);
-  auto segment = attach_segment(layout.session, layout.name, mode, /*redeem=*/true);
+  auto segment = attach_segment(layout.session, layout.name, mode, layout.ticket);
   auto [low, high] = layout.extent();
   if (low < 0 || static_cast<std::uint64_t>(high) > segment->size())
     throw std::invalid_argument("ndshm: handle '" + std::string(handle.substr(0, 120)) +

@@ -7,7 +7,7 @@
 namespace ndshm {
 namespace {
 
-constexpr std::string_view magic = "ndshm1";
+constexpr std::string_view magic = "ndshm2";
 
 std::string join(const std::vector<std::int64_t> &values) {
   std::string text;
@@ -62,23 +62,24 @@ bool valid_name(std::string_view name) noexcept {
 }
 
 std::string array_handle::to_string() const {
-  return std::string(magic) + ':' + session + ':' + name + ':' + std::to_string(offset) + ':' +
+  return std::string(magic) + ':' + session + ':' + name + ':' + std::to_string(ticket) + ':' +
+         std::to_string(offset) + ':' +
          std::to_string(itemsize) + ':' + join(shape) + ':' + join(strides) + ':' + descr;
 }
 
 array_handle array_handle::parse(std::string_view text) {
-  std::string_view fields[8];
+  std::string_view fields[9];
   std::string_view rest = text;
-  for (int i = 0; i < 7; ++i) {
+  for (int i = 0; i < 8; ++i) {
     auto colon = rest.find(':');
     if (colon == std::string_view::npos)
-      malformed(text, i == 0 ? "prefix (expected 'ndshm1:...')" : "number of fields");
+      malformed(text, i == 0 ? "prefix (expected 'ndshm2:...')" : "number of fields");
     fields[i] = rest.substr(0, colon);
     rest.remove_prefix(colon + 1);
+    if (i == 0 && fields[0] != magic) // before counting fields: a version 1 handle has one less
+      malformed(text, "prefix (expected 'ndshm2:...')");
   }
-  fields[7] = rest;
-  if (fields[0] != magic)
-    malformed(text, "prefix (expected 'ndshm1:...')");
+  fields[8] = rest;
   array_handle h;
   h.session = std::string(fields[1]);
   h.name = std::string(fields[2]);
@@ -86,11 +87,12 @@ array_handle array_handle::parse(std::string_view text) {
     malformed(text, "session name");
   if (!valid_name(h.name))
     malformed(text, "segment name");
-  h.offset = number<std::uint64_t>(text, fields[3], "offset");
-  h.itemsize = number<std::uint64_t>(text, fields[4], "itemsize");
-  h.shape = numbers(text, fields[5], "shape");
-  h.strides = numbers(text, fields[6], "strides");
-  h.descr = std::string(fields[7]);
+  h.ticket = number<std::uint64_t>(text, fields[3], "ticket");
+  h.offset = number<std::uint64_t>(text, fields[4], "offset");
+  h.itemsize = number<std::uint64_t>(text, fields[5], "itemsize");
+  h.shape = numbers(text, fields[6], "shape");
+  h.strides = numbers(text, fields[7], "strides");
+  h.descr = std::string(fields[8]);
   if (h.shape.size() != h.strides.size())
     malformed(text, "strides (not one per dimension)");
   for (auto n : h.shape)

@@ -28,6 +28,17 @@ namespace ndshm {
 namespace detail {
 namespace {
 
+std::mutex g_program_mutex;
+std::string g_program; // NOLINT: founded on first use, kept by fork()ed children
+
+std::string program_locked() {
+  if (g_program.empty()) {
+    auto self = process_stat(::getpid());
+    g_program = format_program(::getpid(), self ? self->start_time : 0, random_u64());
+  }
+  return g_program;
+}
+
 std::mutex g_path_mutex;
 std::string g_broker_path; // NOLINT: set once by the bindings
 
@@ -45,8 +56,6 @@ std::string broker_path() {
 // 0.08-0.54 s, depending on where the memory comes from).
 constexpr std::uint64_t populate_threshold = 8u << 20;
 constexpr std::uint64_t populate_per_thread = 8u << 20;
-
-std::string address_prefix() { return "ndshm." + std::to_string(::getuid()) + "."; }
 
 std::string hex_name() {
   std::array<char, 20> text{};
@@ -107,7 +116,8 @@ private:
   void enroll(int fd, const std::shared_ptr<mapping> &segment, const segment_options &options) {
     std::lock_guard lock(m_mutex);
     for (int attempt = 0; attempt < 8; ++attempt) {
-      request message{op::create, options.named ? flag_named : 0u, options.size, segment->name(), capped(options.meta)};
+      std::uint32_t flags = (options.named ? flag_named : 0u) | (options.persist ? flag_persist : 0u);
+      request message{op::create, flags, options.size, segment->name(), capped(options.meta)};
       reply answer = call(message, fd, nullptr);
       if (answer.code == status::exists) {
         if (!options.name.empty())
@@ -126,14 +136,14 @@ private:
   }
 
 public:
-  std::shared_ptr<mapping> attach(std::string_view name, access mode, bool redeem) {
+  std::shared_ptr<mapping> attach(std::string_view name, access mode, std::uint64_t ticket) {
     std::shared_ptr<mapping> cached; // released after the lock: its destructor takes the lock
     std::lock_guard lock(m_mutex);
     auto &cache = m_cache[mode == access::read_write ? 1 : 0];
     auto it = cache.find(std::string(name));
     if (it != cache.end())
       cached = it->second.lock();
-    request message{op::attach, redeem ? flag_redeem : 0u, 0, std::string(name), {}};
+    request message{op::attach, 0, 0, std::string(name), {}, ticket};
     unique_fd fd;
     reply answer = call(message, -1, &fd);
     if (answer.code == status::not_found)
@@ -167,13 +177,15 @@ public:
     return result;
   }
 
-  void simple(op code, std::string_view name) {
+  /// A request about one segment that has a plain reply; returns its value.
+  std::uint64_t simple(op code, std::string_view name, std::uint32_t flags = 0) {
     std::lock_guard lock(m_mutex);
-    reply answer = call(request{code, 0, 0, std::string(name), {}}, -1, nullptr);
+    reply answer = call(request{code, flags, 0, std::string(name), {}}, -1, nullptr);
     if (answer.code == status::not_found)
       throw segment_not_found("ndshm: segment '" + std::string(name) + "' is not known to the broker of session '" +
                               m_session + "' (freed, unlinked, or the broker restarted)");
     expect_ok(answer, name);
+    return answer.value;
   }
 
   std::vector<segment_status> list() {
@@ -191,12 +203,12 @@ public:
     }
   }
 
-  std::size_t collect(double min_age) {
+  std::size_t collect(double min_age, std::string_view program) {
     std::lock_guard lock(m_mutex);
     if (!connect_locked(false))
       return 0;
     auto ms = static_cast<std::uint64_t>(std::max(min_age, 0.0) * 1000.0);
-    return call(request{op::collect, 0, ms, {}, {}}, -1, nullptr).value;
+    return call(request{op::collect, 0, ms, std::string(program), {}}, -1, nullptr).value;
   }
 
   int pid() {
@@ -286,7 +298,7 @@ private:
   bool connect_locked(bool spawn) {
     if (m_sock)
       return true;
-    const std::string address = address_prefix() + m_session;
+    const std::string address = socket_address(m_session);
     for (int attempt = 0; attempt < 50; ++attempt) {
       unique_fd sock = socket_connect(address);
       if (!sock) {
@@ -303,8 +315,13 @@ private:
       if (peer.uid != ::getuid())
         throw broker_error("ndshm: the socket of session '" + m_session + "' belongs to uid " +
                            std::to_string(peer.uid) + ", not to this user; refusing it");
+      std::string program;
+      {
+        std::lock_guard program_lock(g_program_mutex);
+        program = program_locked();
+      }
       std::vector<std::byte> buffer(max_message);
-      if (!socket_send(sock.get(), encode(request{op::hello, 0, 0, {}, {}}), -1))
+      if (!socket_send(sock.get(), encode(request{op::hello, 0, 0, program, {}}), -1))
         continue; // the broker is exiting: start another
       auto n = socket_recv(sock.get(), buffer, nullptr);
       if (!n)
@@ -312,6 +329,12 @@ private:
       auto answer = decode_reply(std::span(buffer).first(*n));
       if (!answer || answer->code != status::ok)
         throw broker_error("ndshm: the broker of session '" + m_session + "' speaks another protocol");
+      if (answer->program != program) {
+        // The broker refused the claim (its founder gone and unknown here): this process founded a
+        // program of its own there, and keeps to it everywhere, as its fork()ed children will.
+        std::lock_guard program_lock(g_program_mutex);
+        g_program = answer->program;
+      }
       m_sock = std::move(sock);
       m_broker_pid = static_cast<int>(answer->value);
       rehold_locked();
@@ -348,13 +371,16 @@ void before_fork() {
   g_clients_mutex.lock();
   for (auto &[name, c] : *g_clients)
     c->lock();
+  g_program_mutex.lock();
 }
 void after_fork_parent() {
+  g_program_mutex.unlock();
   for (auto &[name, c] : *g_clients)
     c->unlock();
   g_clients_mutex.unlock();
 }
 void after_fork_child() {
+  g_program_mutex.unlock();
   for (auto &[name, c] : *g_clients) {
     c->forget_connection();
     c->unlock();
@@ -391,6 +417,19 @@ void on_unmapped(const std::string &session, const std::string &name) noexcept {
 std::string default_session() {
   const char *env = std::getenv("NDSHM_SESSION");
   return env != nullptr && *env != '\0' ? std::string(env) : std::string("default");
+}
+
+std::string program_id() {
+  std::lock_guard lock(detail::g_program_mutex);
+  return detail::program_locked();
+}
+
+bool set_program_id(const std::string &id) {
+  if (!detail::parse_program(id))
+    return false;
+  std::lock_guard lock(detail::g_program_mutex);
+  detail::g_program = id;
+  return true;
 }
 
 void set_broker_path(std::string path) {
@@ -458,13 +497,14 @@ std::shared_ptr<mapping> growing_segment::finish(const segment_options &options)
 std::shared_ptr<mapping> growing_segment::finish_private(std::uint64_t nbytes) { return take(nbytes); }
 
 std::shared_ptr<mapping> attach_segment(std::string_view session, std::string_view name, access mode,
-                                        bool redeem) {
+                                        std::uint64_t ticket) {
   detail::check_name("segment", name);
-  return detail::client_for(session).attach(name, mode, redeem);
+  return detail::client_for(session).attach(name, mode, ticket);
 }
 
-void issue_ticket(const mapping &segment) {
-  detail::client_for(segment.session()).simple(detail::op::ticket, segment.name());
+std::uint64_t issue_ticket(const mapping &segment, bool persist) {
+  return detail::client_for(segment.session())
+      .simple(detail::op::ticket, segment.name(), persist ? detail::flag_persist : 0u);
 }
 
 void unlink_segment(std::string_view session, std::string_view name) {
@@ -476,8 +516,8 @@ std::vector<segment_status> list_segments(std::string_view session) {
   return detail::client_for(session).list();
 }
 
-std::size_t collect_orphans(std::string_view session, double min_age_seconds) {
-  return detail::client_for(session).collect(min_age_seconds);
+std::size_t collect_orphans(std::string_view session, double min_age_seconds, std::string_view program) {
+  return detail::client_for(session).collect(min_age_seconds, program);
 }
 
 std::vector<std::string> list_sessions() {

@@ -30,8 +30,8 @@ struct shared_array {
 [[nodiscard]] shared_array create_array(std::string descr, std::vector<std::int64_t> shape,
                                         std::size_t itemsize = 0, std::string session = {});
 
-/// Issues a ticket and returns the handle another process (C++ or Python) attaches with.
-[[nodiscard]] std::string share(const shared_array &array);
+/// Issues a ticket (see issue_ticket) and returns the handle another process (C++ or Python) attaches with.
+[[nodiscard]] std::string share(const shared_array &array, bool persist = false);
 
 /// Attaches a handle made by share() or ndshm.handle(), redeeming its ticket. Checks the view fits the segment.
 [[nodiscard]] shared_array attach_array(std::string_view handle, access mode = access::read_write);

@@ -1,6 +1,7 @@
 // The handle string: everything needed to rebuild an array view over a shared segment, in under 1 KiB.
 //
-// Format: ndshm1:<session>:<name>:<offset>:<itemsize>:<shape>:<strides>:<descr>
+// Format: ndshm2:<session>:<name>:<ticket>:<offset>:<itemsize>:<shape>:<strides>:<descr>
+// ticket is the broker's id of the ticket the handle redeems (0: none, the memory is kept alive otherwise).
 // shape and strides are comma-separated integers (empty for 0-d arrays); descr is NumPy's
 // array-interface descr ("<f8", "[('chr', '|S10'), ('pos', '<i4')]") and may contain anything.
 #pragma once
@@ -16,6 +17,7 @@ namespace ndshm {
 struct array_handle {
   std::string session;
   std::string name;
+  std::uint64_t ticket = 0;  ///< redeemed by the attach (0: none)
   std::uint64_t offset = 0;  ///< of the first element, in bytes from the segment start
   std::uint64_t itemsize = 0;
   std::vector<std::int64_t> shape;

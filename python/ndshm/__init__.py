@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from . import _core
+from . import _core, _program
 from ._array import attach, empty, empty_like, handle, is_shared, segment_of, share, zeros
 from ._core import BrokerError, ParseError, SegmentNotFoundError
 from ._loadtxt import loadtxt
@@ -14,6 +14,7 @@ from .hdf5 import to_hdf5
 from .presets import PRESETS
 
 _core.set_broker_path(str(Path(__file__).with_name("ndshm-broker")))
+_program.join()
 
 try:
     __version__ = version("ndshm")

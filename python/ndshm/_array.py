@@ -106,30 +106,34 @@ def is_shared(array: Any) -> bool:
     return isinstance(array, np.ndarray) and segment_of(array) is not None
 
 
-def _layout(array: np.ndarray, mapping: _core.Mapping) -> str:
+def _layout(array: np.ndarray, mapping: _core.Mapping, ticket: Any = 0) -> str:
+    """The handle of array (a view of mapping). ticket: an int, or a callable that issues one, called
+    once nothing can fail any more (a ticket issued for a handle never made would keep the memory)."""
     offset = array.__array_interface__["data"][0] - mapping.address if array.size else 0
+    descr = _descr(array.dtype)
     return _core.format_handle(
         mapping.session,
         mapping.name,
+        ticket() if callable(ticket) else ticket,
         offset,
         array.dtype.itemsize,
         list(array.shape),
         list(array.strides),
-        _descr(array.dtype),
+        descr,
     )
 
 
-def handle(array: np.ndarray) -> str:
+def handle(array: np.ndarray, *, persist: bool = False) -> str:
     """A short string that ``attach`` turns back into this array (or view) in any process of the user.
 
     Each handle keeps the memory alive until one ``attach`` of it, even if every process that maps
-    the array exits first (or until the session ends)."""
+    the array exits first, for as long as this program runs (its last process gone, plus the broker's
+    linger: ``NDSHM_BROKER_LINGER``). ``persist=True``: until that ``attach`` or ``ndshm gc``,
+    whatever this program does (a hand-over to a program started later)."""
     mapping = segment_of(array) if isinstance(array, np.ndarray) else None
     if mapping is None:
         raise ValueError("array is not in ndshm shared memory; ndshm.share(array) copies it there")
-    text = _layout(array, mapping)
-    _core.issue_ticket(mapping)
-    return text
+    return _layout(array, mapping, lambda: _core.issue_ticket(mapping, persist))
 
 
 def attach(handle: str, readonly: bool = False) -> np.ndarray:
@@ -140,9 +144,9 @@ def attach(handle: str, readonly: bool = False) -> np.ndarray:
 def _attach(handle: str, readonly: bool, *, redeem: bool) -> np.ndarray:
     """attach(); redeem=False for a handle that was made without a ticket (its array is kept alive
     elsewhere until this attach, as ndshm.cluster does with Dask task results)."""
-    session, name, offset, _itemsize, shape, strides, descr = _core.parse_handle(handle)
+    session, name, ticket, offset, _itemsize, shape, strides, descr = _core.parse_handle(handle)
     dtype = _dtype_of(descr)
-    mapping = _core.attach(session, name, not readonly, redeem)
+    mapping = _core.attach(session, name, not readonly, ticket if redeem else 0)
     if dtype.itemsize == 0 or 0 in shape:
         offset = 0
     # The Mapping becomes the array's .base (buffer protocol): the memory lives as long as any view.

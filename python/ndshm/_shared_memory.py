@@ -15,7 +15,9 @@ class SharedMemory:
 
     Differences that remove the stdlib's traps: no resource tracker (no warnings, no segment
     unlinked behind a user's back); ``size`` is exactly what was asked; a name not unlinked lives
-    until the session ends (all its processes gone), never longer; ``kill -9`` leaks nothing.
+    until its program ends (all its processes gone, plus the broker's linger), never longer;
+    ``kill -9`` leaks nothing. ``track=False`` (Python 3.13's keyword) keeps the name after the
+    program, until ``unlink()`` or ``ndshm gc``: a hand-over to a program started later.
     """
 
     def __init__(
@@ -27,14 +29,13 @@ class SharedMemory:
         track: bool = True,
         session: str | None = None,
     ) -> None:
-        del track  # accepted for compatibility: nothing here needs tracking
         self._buf: memoryview | None = None
         self._mapping: _core.Mapping | None = None
         if create:
             if size <= 0:
                 raise ValueError("'size' must be a positive number different from zero")
             name = ("psm_" + secrets.token_hex(4)) if name is None else name.lstrip("/")
-            self._mapping = _core.create(size, session or "", name, True)
+            self._mapping = _core.create(size, session or "", name, True, persist=not track)
         else:
             if name is None:
                 raise ValueError("'name' can only be None if create=True")

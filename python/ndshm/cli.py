@@ -26,15 +26,19 @@ def cmd_ls(args: argparse.Namespace) -> int:
     for session in _sessions(args):
         for s in _core.list_segments(session):
             holders = ",".join(str(p) for p in sorted(set(s["holders"]))) or "-"
-            state = "named" if s["named"] else (f"{s['tickets']} pending" if s["tickets"] else "")
+            states = ["named"] if s["named"] else []
+            if s["tickets"]:
+                states.append(f"{s['tickets']} pending")
+            if s["persistent"]:
+                states.append("kept")  # beyond its program: track=False or handle(persist=True)
             rows.append(
                 (f"{session}:{s['name']}", _size(s["size"]), s["dtype"] or "-", s["shape"] or "-",
-                 holders, f"{s['age']:.1f}s", state)
+                 holders, s["program"], f"{s['age']:.1f}s", ",".join(states))
             )  # fmt: skip
     if not rows:
         print("no live segments")
         return 0
-    header = ("SEGMENT", "SIZE", "DTYPE", "SHAPE", "HOLDERS", "AGE", "STATE")
+    header = ("SEGMENT", "SIZE", "DTYPE", "SHAPE", "HOLDERS", "PROGRAM", "AGE", "STATE")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -43,8 +47,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     total = 0
+    # One program's leftovers: that program is over (or its user says so), nothing of it is on its way.
+    min_age = args.min_age if args.min_age is not None else (0.0 if args.program else 60.0)
     for session in _sessions(args):
-        reclaimed = _core.collect_orphans(session, args.min_age)
+        reclaimed = _core.collect_orphans(session, min_age, args.program or "")
         if reclaimed:
             print(f"{session}: reclaimed {reclaimed} segment(s) that no process mapped")
         total += reclaimed
@@ -134,20 +140,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ndshm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    ls = sub.add_parser("ls", help="list live segments (handle, size, dtype, shape, holders, age)")
+    ls = sub.add_parser(
+        "ls", help="list live segments (handle, size, dtype, shape, holders, creating program, age)"
+    )
     ls.add_argument("--session", help="only this session (default: every session of this user)")
     ls.set_defaults(run=cmd_ls)
     gc = sub.add_parser(
         "gc",
-        help="reclaim segments no process maps (pending hand-overs and named segments left behind)",
+        help="reclaim segments no process maps (pending hand-overs and named segments left behind, "
+        "kept ones too: track=False, handle(persist=True))",
     )
     gc.add_argument("--session", help="only this session (default: every session of this user)")
     gc.add_argument(
+        "--program", metavar="ID", help="only segments this program created (the PROGRAM of ndshm ls)"
+    )
+    gc.add_argument(
         "--min-age",
         type=float,
-        default=60.0,
         metavar="SECONDS",
-        help="spare segments younger than this, which may still be on their way (default: 60)",
+        help="spare segments younger than this, which may still be on their way "
+        "(default: 60; 0 with --program)",
     )
     gc.set_defaults(run=cmd_gc)
 

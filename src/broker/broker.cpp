@@ -1,6 +1,7 @@
-// The broker's event loop and its bookkeeping of segments, holders and tickets.
+// The broker's event loop and its bookkeeping of segments, holders, tickets and programs.
 #include "broker/broker.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <system_error>
 
@@ -33,24 +34,26 @@ broker::broker(detail::unique_fd listener, std::chrono::milliseconds linger)
 }
 
 int broker::run() {
-  std::optional<clock::time_point> idle_since = clock::now();
+  const auto started = clock::now();
   for (;;) {
-    int timeout = -1;
-    if (m_clients.empty()) {
-      auto now = clock::now();
-      if (!idle_since)
-        idle_since = now;
-      // Nothing left to keep: exit at once. Pending handles or named segments, or waiting for the
-      // client that started us: wait m_linger for a client, then exit (the kernel frees the rest).
-      auto grace = m_segments.empty() && m_served ? clock::duration::zero() : clock::duration(m_linger);
-      auto deadline = *idle_since + grace;
-      if (now >= deadline)
-        return 0;
+    auto now = clock::now();
+    std::vector<std::string> expired;
+    for (const auto &[name, state] : m_programs)
+      if (state.clients == 0 && now >= state.idle_since + m_linger)
+        expired.push_back(name);
+    for (const auto &name : expired)
+      expire(name);
+    // Nothing left to keep: exit at once (the kernel frees what only we held). Before the first
+    // client (the one that started us), wait m_linger for it.
+    if (m_clients.empty() && m_segments.empty() && (m_served || now >= started + m_linger))
+      return 0;
+    std::optional<clock::time_point> deadline = next_expiry();
+    if (!m_served && (!deadline || started + m_linger < *deadline))
+      deadline = started + m_linger;
+    int timeout = -1; // only persistent segments left, or clients: wait for a client's request
+    if (deadline)
       timeout = static_cast<int>(
-          std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
-    } else {
-      idle_since.reset();
-    }
+          std::max<long long>(0, std::chrono::ceil<std::chrono::milliseconds>(*deadline - now).count()));
     epoll_event events[64];
     int n = ::epoll_wait(m_epoll.get(), events, 64, timeout);
     if (n < 0) {
@@ -77,6 +80,14 @@ int broker::run() {
   }
 }
 
+std::optional<broker::clock::time_point> broker::next_expiry() const {
+  std::optional<clock::time_point> first;
+  for (const auto &[name, state] : m_programs)
+    if (state.clients == 0 && (!first || state.idle_since + m_linger < *first))
+      first = state.idle_since + m_linger;
+  return first;
+}
+
 void broker::accept_client() {
   detail::unique_fd sock = detail::socket_accept(m_listener.get());
   if (!sock)
@@ -95,11 +106,16 @@ void broker::accept_client() {
   if (::epoll_ctl(m_epoll.get(), EPOLL_CTL_ADD, sock.get(), &ev) != 0)
     return;
   int key = sock.get();
-  m_clients.emplace(key, connection{std::move(sock), peer.pid});
+  m_clients.emplace(key, connection{std::move(sock), peer.pid, {}});
   m_served = true;
 }
 
 void broker::drop_client(int sock) {
+  if (auto c = m_clients.find(sock); c != m_clients.end() && !c->second.program.empty()) {
+    auto p = m_programs.find(c->second.program);
+    if (p != m_programs.end() && --p->second.clients == 0)
+      p->second.idle_since = clock::now();
+  }
   std::vector<std::string> held;
   for (auto &[name, entry] : m_segments)
     if (entry.holders.erase(sock) != 0)
@@ -110,6 +126,46 @@ void broker::drop_client(int sock) {
   m_clients.erase(sock);
 }
 
+
+std::string broker::admit(int pid, const std::string &claim) const {
+  if (auto parsed = detail::parse_program(claim)) {
+    if (m_programs.contains(claim))
+      return claim; // a program this broker counts already: the claimant knows its secret
+    // A new program: the claimant must be its founder (pid and start time) or descend from it.
+    int at = pid;
+    for (int depth = 0; depth < 256 && at > 0; ++depth) {
+      auto info = detail::process_stat(at);
+      if (!info)
+        break;
+      if (at == parsed->founder) {
+        if (info->start_time == parsed->start_time)
+          return claim;
+        break;
+      }
+      at = info->parent;
+    }
+  }
+  // Refused (malformed, or founded by a process the claimant does not descend from): a program of its own.
+  auto self = detail::process_stat(pid);
+  return detail::format_program(pid, self ? self->start_time : 0, detail::random_u64());
+}
+
+void broker::expire(const std::string &name) {
+  m_programs.erase(name);
+  std::vector<std::string> touched;
+  for (auto it = m_segments.begin(); it != m_segments.end();) {
+    segment &entry = it->second;
+    if (entry.named && !entry.persistent && entry.program == name) {
+      it = m_segments.erase(it); // as unlink: mappings stay valid, the name is gone
+      continue;
+    }
+    if (std::erase_if(entry.tickets, [&](const auto &ticket) { return ticket.second == name; }) != 0)
+      touched.push_back(it->first);
+    ++it;
+  }
+  for (const auto &segment_name : touched)
+    drop_if_unused(segment_name);
+}
 
 void broker::release(const std::string &name, int sock) {
   auto it = m_segments.find(name);
@@ -125,7 +181,7 @@ void broker::release(const std::string &name, int sock) {
 
 void broker::drop_if_unused(const std::string &name) {
   auto it = m_segments.find(name);
-  if (it != m_segments.end() && it->second.tickets == 0 && !it->second.named && it->second.holders.empty())
+  if (it != m_segments.end() && it->second.tickets.empty() && !it->second.named && it->second.holders.empty())
     m_segments.erase(it);
 }
 
@@ -142,8 +198,11 @@ bool broker::reply_list(const connection &client) {
     item.name = name;
     item.size = entry.size;
     item.meta = entry.meta;
-    item.tickets = entry.tickets;
+    item.tickets = static_cast<std::uint32_t>(entry.tickets.size());
     item.named = entry.named;
+    item.program = entry.program;
+    item.persistent = entry.persistent || std::any_of(entry.tickets.begin(), entry.tickets.end(),
+                                                      [](const auto &ticket) { return ticket.second.empty(); });
     item.age_seconds = std::chrono::duration<double>(now - entry.created).count();
     for (const auto &[sock, count] : entry.holders) {
       auto c = m_clients.find(sock);
@@ -173,11 +232,18 @@ bool broker::serve(connection &client) {
   auto message = detail::decode_request(std::span(m_buffer).first(*n));
   if (!message)
     return false;
+  if (client.program.empty() != (message->code == op::hello))
+    return false; // hello comes first, and once
   auto found = m_segments.find(message->name);
   bool known = found != m_segments.end();
   switch (message->code) {
-  case op::hello:
-    return reply(client, answer(status::ok, static_cast<std::uint64_t>(::getpid())));
+  case op::hello: {
+    client.program = admit(client.pid, message->name);
+    ++m_programs[client.program].clients;
+    detail::reply welcome = answer(status::ok, static_cast<std::uint64_t>(::getpid()));
+    welcome.program = client.program;
+    return reply(client, welcome);
+  }
   case op::create: {
     if (!fd)
       return false;
@@ -188,6 +254,8 @@ bool broker::serve(connection &client) {
     entry.size = message->size;
     entry.meta = std::move(message->meta);
     entry.named = (message->flags & detail::flag_named) != 0;
+    entry.persistent = entry.named && (message->flags & detail::flag_persist) != 0;
+    entry.program = client.program;
     entry.created = clock::now();
     entry.holders[sock] = 1;
     m_segments.emplace(message->name, std::move(entry));
@@ -197,8 +265,8 @@ bool broker::serve(connection &client) {
     if (!known)
       return reply(client, answer(status::not_found));
     segment &entry = found->second;
-    if ((message->flags & detail::flag_redeem) != 0 && entry.tickets > 0)
-      --entry.tickets;
+    if (message->ticket != 0)
+      entry.tickets.erase(message->ticket); // already redeemed (a pickle loaded twice): attach all the same
     ++entry.holders[sock];
     detail::reply found_reply = answer(status::ok);
     found_reply.size = entry.size;
@@ -213,11 +281,13 @@ bool broker::serve(connection &client) {
       return reply(client, answer(status::not_found));
     ++found->second.holders[sock];
     return reply(client, answer(status::ok));
-  case op::ticket:
+  case op::ticket: {
     if (!known)
       return reply(client, answer(status::not_found));
-    ++found->second.tickets;
-    return reply(client, answer(status::ok));
+    std::uint64_t id = m_next_ticket++;
+    found->second.tickets[id] = (message->flags & detail::flag_persist) != 0 ? std::string() : client.program;
+    return reply(client, answer(status::ok, id));
+  }
   case op::unlink:
     if (!known)
       return reply(client, answer(status::not_found));
@@ -230,7 +300,8 @@ bool broker::serve(connection &client) {
     auto now = clock::now();
     std::uint64_t reclaimed = 0;
     for (auto it = m_segments.begin(); it != m_segments.end();) {
-      if (it->second.holders.empty() && now - it->second.created >= min_age) {
+      if (it->second.holders.empty() && now - it->second.created >= min_age &&
+          (message->name.empty() || it->second.program == message->name)) {
         it = m_segments.erase(it);
         ++reclaimed;
       } else {

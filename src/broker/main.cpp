@@ -1,7 +1,7 @@
 // ndshm-broker: started by the first process of a session that needs it; see docs/design.md.
 //
 // Usage: ndshm-broker --session NAME
-// It listens on the abstract socket "ndshm.<uid>.<session>", forks the serving process into its own
+// It listens on the abstract socket "ndshm<protocol version>.<uid>.<session>", forks the serving process into its own
 // session and exits 0, so the starter sees either a listening socket or a failure status.
 // Exit status 0 also when another broker already listens there.
 #include <cstdlib>
@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
 
   ndshm::detail::unique_fd listener;
   try {
-    listener = ndshm::detail::socket_listen("ndshm." + std::to_string(::getuid()) + "." + session);
+    listener = ndshm::detail::socket_listen(ndshm::detail::socket_address(session));
   } catch (...) {
     return 3;
   }

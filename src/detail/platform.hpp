@@ -130,6 +130,15 @@ struct peer_credentials {
 /// Abstract socket addresses of this user's running brokers (from /proc/net/unix).
 [[nodiscard]] std::vector<std::string> listening_addresses(const std::string &prefix);
 
+/// What /proc says of a live process: its parent and when it started (clock ticks since boot), which
+/// tells a process from a later one that reuses its pid.
+struct process_info {
+  pid_t parent = 0;
+  std::uint64_t start_time = 0;
+};
+/// nullopt when pid does not exist (or is a zombie: it no longer counts as running).
+[[nodiscard]] std::optional<process_info> process_stat(pid_t pid);
+
 /// 64 random bits from the kernel.
 [[nodiscard]] std::uint64_t random_u64();
 

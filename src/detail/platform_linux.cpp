@@ -390,6 +390,34 @@ std::vector<std::string> listening_addresses(const std::string &prefix) {
   return found;
 }
 
+std::optional<process_info> process_stat(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!std::getline(in, text))
+    return std::nullopt;
+  // Fields after the command (which may hold spaces and parentheses): state, ppid, ... starttime (22nd).
+  auto close = text.rfind(')');
+  if (close == std::string::npos)
+    return std::nullopt;
+  std::vector<std::string_view> fields;
+  std::string_view rest = std::string_view(text).substr(close + 1);
+  while (!rest.empty()) {
+    auto start = rest.find_first_not_of(' ');
+    if (start == std::string_view::npos)
+      break;
+    rest.remove_prefix(start);
+    auto end = rest.find(' ');
+    fields.push_back(rest.substr(0, end));
+    rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
+  }
+  if (fields.size() < 20 || fields[0] == "Z" || fields[0] == "X")
+    return std::nullopt;
+  process_info info;
+  info.parent = static_cast<pid_t>(std::strtol(std::string(fields[1]).c_str(), nullptr, 10));
+  info.start_time = std::strtoull(std::string(fields[19]).c_str(), nullptr, 10);
+  return info;
+}
+
 std::uint64_t random_u64() {
   std::uint64_t value = 0;
   while (::getrandom(&value, sizeof value, 0) != static_cast<ssize_t>(sizeof value)) {

@@ -1,7 +1,11 @@
 // Encoding of broker messages: little-endian integers and length-prefixed strings.
 #include "detail/protocol.hpp"
 
+#include <charconv>
+#include <cstdio>
 #include <cstring>
+
+#include <unistd.h>
 
 namespace ndshm::detail {
 namespace {
@@ -57,6 +61,7 @@ std::vector<std::byte> encode(const request &message) {
   out.put(static_cast<std::uint32_t>(message.code));
   out.put(message.flags);
   out.put(message.size);
+  out.put(message.ticket);
   out.put(message.name);
   out.put(message.meta.dtype);
   out.put(message.meta.shape);
@@ -68,7 +73,7 @@ std::optional<request> decode_request(std::span<const std::byte> bytes) {
   request message;
   std::uint32_t version = 0, code = 0;
   if (!in.get(version) || version != protocol_version || !in.get(code) || !in.get(message.flags) ||
-      !in.get(message.size) || !in.get(message.name) || !in.get(message.meta.dtype) ||
+      !in.get(message.size) || !in.get(message.ticket) || !in.get(message.name) || !in.get(message.meta.dtype) ||
       !in.get(message.meta.shape) || !in.done())
     return std::nullopt;
   if (code < static_cast<std::uint32_t>(op::hello) || code > static_cast<std::uint32_t>(op::collect))
@@ -85,6 +90,7 @@ std::vector<std::byte> encode(const reply &message) {
   out.put(message.meta.dtype);
   out.put(message.meta.shape);
   out.put(static_cast<std::uint8_t>(message.more));
+  out.put(message.program);
   out.put(static_cast<std::uint32_t>(message.entries.size()));
   for (const auto &entry : message.entries) {
     out.put(entry.name);
@@ -93,6 +99,8 @@ std::vector<std::byte> encode(const reply &message) {
     out.put(entry.meta.shape);
     out.put(entry.tickets);
     out.put(static_cast<std::uint8_t>(entry.named));
+    out.put(static_cast<std::uint8_t>(entry.persistent));
+    out.put(entry.program);
     out.put(entry.age_seconds);
     out.put(static_cast<std::uint32_t>(entry.holders.size()));
     for (auto pid : entry.holders)
@@ -107,19 +115,21 @@ std::optional<reply> decode_reply(std::span<const std::byte> bytes) {
   std::uint32_t code = 0, count = 0;
   std::uint8_t more = 0;
   if (!in.get(code) || !in.get(message.value) || !in.get(message.size) ||
-      !in.get(message.meta.dtype) || !in.get(message.meta.shape) || !in.get(more) || !in.get(count))
+      !in.get(message.meta.dtype) || !in.get(message.meta.shape) || !in.get(more) || !in.get(message.program) ||
+      !in.get(count))
     return std::nullopt;
   message.code = static_cast<status>(code);
   message.more = more != 0;
   for (std::uint32_t i = 0; i < count; ++i) {
     segment_status entry;
-    std::uint8_t named = 0;
+    std::uint8_t named = 0, persistent = 0;
     std::uint32_t holders = 0;
     if (!in.get(entry.name) || !in.get(entry.size) || !in.get(entry.meta.dtype) ||
-        !in.get(entry.meta.shape) || !in.get(entry.tickets) || !in.get(named) ||
-        !in.get(entry.age_seconds) || !in.get(holders))
+        !in.get(entry.meta.shape) || !in.get(entry.tickets) || !in.get(named) || !in.get(persistent) ||
+        !in.get(entry.program) || !in.get(entry.age_seconds) || !in.get(holders))
       return std::nullopt;
     entry.named = named != 0;
+    entry.persistent = persistent != 0;
     entry.holders.resize(holders);
     for (auto &pid : entry.holders)
       if (!in.get(pid))
@@ -132,8 +142,37 @@ std::optional<reply> decode_reply(std::span<const std::byte> bytes) {
 }
 
 std::size_t encoded_size(const segment_status &entry) {
-  return 4 * 4 + entry.name.size() + entry.meta.dtype.size() + entry.meta.shape.size() + 8 + 4 + 1 +
-         8 + 4 + 4 * entry.holders.size();
+  // Four length prefixes, size, tickets, named, persistent, age, the holder count, the holders.
+  return 4 * 4 + entry.name.size() + entry.meta.dtype.size() + entry.meta.shape.size() + entry.program.size() +
+         8 + 4 + 1 + 1 + 8 + 4 + 4 * entry.holders.size();
+}
+
+std::string address_prefix() { return "ndshm" + std::to_string(protocol_version) + "." + std::to_string(::getuid()) + "."; }
+
+std::string socket_address(std::string_view session) { return address_prefix() + std::string(session); }
+
+std::string format_program(int founder, std::uint64_t start_time, std::uint64_t secret) {
+  char text[24];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(secret));
+  return std::to_string(founder) + "-" + std::to_string(start_time) + "-" + text;
+}
+
+std::optional<program_claim> parse_program(std::string_view text) {
+  auto number = [](std::string_view field, auto &value, int base) {
+    auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value, base);
+    return !field.empty() && ec == std::errc() && end == field.data() + field.size();
+  };
+  auto first = text.find('-');
+  auto second = first == std::string_view::npos ? first : text.find('-', first + 1);
+  if (second == std::string_view::npos)
+    return std::nullopt;
+  program_claim claim;
+  std::uint64_t secret = 0;
+  if (!number(text.substr(0, first), claim.founder, 10) ||
+      !number(text.substr(first + 1, second - first - 1), claim.start_time, 10) ||
+      text.size() - second - 1 != 16 || !number(text.substr(second + 1), secret, 16) || claim.founder <= 0)
+    return std::nullopt;
+  return claim;
 }
 
 } // namespace ndshm::detail

@@ -158,7 +158,7 @@ def test_freed_and_unknown_handles_raise_segment_not_found():
     assert isinstance(info.value, FileNotFoundError) and info.value.errno == 2
     assert text.split(":")[2] in str(info.value)
     with pytest.raises(ValueError, match="malformed handle"):
-        ndshm.attach("ndshm1:default:x:0")
+        ndshm.attach("ndshm2:default:x:0")
     with pytest.raises(ValueError, match="not in ndshm shared memory"):
         ndshm.handle(np.zeros(3))
 

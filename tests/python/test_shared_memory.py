@@ -6,6 +6,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -96,3 +97,34 @@ def test_stdlib_pattern_with_the_import_changed_runs_without_warnings(session, t
         [sys.executable, "-W", "error", str(path)], capture_output=True, text=True, timeout=120
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "ok\n", "")
+
+
+def test_a_killed_programs_name_goes_while_this_program_runs(session, monkeypatch):
+    # CPython's test_shared_memory_cleaned_after_process_termination, with this program resident: a
+    # python -c child (a program of its own) creates a segment and is killed; its name goes after
+    # the linger although this program keeps the broker running.
+    monkeypatch.setenv("NDSHM_BROKER_LINGER", "0.5")
+    resident = ndshm.SharedMemory(create=True, size=10)  # starts the broker with our linger
+    code = (
+        "import sys, ndshm\n"
+        "s = ndshm.SharedMemory(create=True, size=10)\n"
+        "print(s.name, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as child:
+        name = child.stdout.readline().strip()
+        child.kill()
+    assert child.returncode == -9
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the broker's answer is the event: no sleep
+        try:
+            ndshm.SharedMemory(name).close()
+        except FileNotFoundError:
+            break
+    else:
+        pytest.fail(f"{name} outlived its killed program by 20 s")
+    assert [s["name"] for s in ndshm._core.list_segments(session)] == [resident.name]
+    resident.close()
+    resident.unlink()
