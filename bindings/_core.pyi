@@ -67,13 +67,13 @@ class TextJob:
     """A text input, its grammar and where its rows are."""
 
     @staticmethod
-    def open(path: str, delimiter: str, comment: str, quote: str, skiprows: int, max_rows: int, usecols: Sequence[int], truncate: bool, threads: int, one_pass: bool, begin: int = 0, end: int = 18446744073709551615) -> TextJob:
+    def open(path: str, delimiter: str, comment: str, quote: str, skiprows: int, max_rows: int, usecols: Sequence[int], truncate: bool, threads: int, one_pass: bool, begin: int = 0, end: int = 18446744073709551615, measure: Sequence[int] = []) -> TextJob:
         """
-        Maps a file and plans its rows (a .gz file without quoting, or with one_pass text one thread parses: streamed, its rows counted as parse_new parses them; rows is None until then); begin/end: only the lines that start within those bytes of a plain file.
+        Maps a file and plans its rows (a .gz file without quoting, or with one_pass text one thread parses: streamed, its rows counted as parse_new parses them; rows is None until then); begin/end: only the lines that start within those bytes of a plain file; measure: columns whose longest value the plan finds (widths; [ALL_COLUMNS]: every column).
         """
 
     @staticmethod
-    def from_bytes(data: bytes, name: str, delimiter: str, comment: str, quote: str, skiprows: int, max_rows: int, usecols: Sequence[int], truncate: bool, threads: int, one_pass: bool) -> TextJob:
+    def from_bytes(data: bytes, name: str, delimiter: str, comment: str, quote: str, skiprows: int, max_rows: int, usecols: Sequence[int], truncate: bool, threads: int, one_pass: bool, measure: Sequence[int] = []) -> TextJob:
         """Plans the rows of text held in memory (or streams them, as open does)."""
 
     @property
@@ -88,15 +88,21 @@ class TextJob:
     @property
     def columns(self) -> int: ...
 
-    def parse(self, fields: Sequence[tuple[int, int, int, bool, str]], address: int, nbytes: int, row_stride: int) -> None:
+    @property
+    def widths(self) -> list[int]:
+        """The longest value of each measured column (see open's measure)."""
+
+    def parse(self, fields: Sequence[tuple[int, int, int, bool, str]], address: int, nbytes: int, row_stride: int) -> tuple[int, str, int, int, str, int, list[int]] | None:
         """
-        Parses every planned row into the buffer at address (fields: kind, size, offset, big_endian, type name).
+        Parses every planned row into the buffer at address (fields: kind, size, offset, big_endian, type name); returns what truncate cut, (values, file, line, column, text, field, widths), or None.
         """
 
-    def parse_new(self, fields: Sequence[tuple[int, int, int, bool, str]], row_stride: int, shared: bool, session: str, dtype: str, shape_tail: str) -> tuple[Mapping, int]:
+    def parse_new(self, fields: Sequence[tuple[int, int, int, bool, str]], row_stride: int, shared: bool, session: str, dtype: str, shape_tail: str) -> tuple[Mapping, int, tuple[int, str, int, int, str, int, list[int]] | None]:
         """
-        Parses a streamed job in one pass into memory that grows as rows arrive; returns (Mapping, rows): a new shared segment, or with shared=False private memory (a Mapping without a name). shape_tail completes the listed shape after the row count, e.g. ', 5)' or ',)'.
+        Parses a streamed job in one pass into memory that grows as rows arrive; returns (Mapping, rows, what was cut as parse says): a new shared segment, or with shared=False private memory (a Mapping without a name). shape_tail completes the listed shape after the row count, e.g. ', 5)' or ',)'.
         """
+
+ALL_COLUMNS: int = -9223372036854775808
 
 def parse_handle(text: str) -> tuple:
     """

@@ -47,9 +47,9 @@ struct text_job {
   }
 
   /// Plans the rows of source; with one_pass allowed and one thread to parse them, only the first
-  /// row's columns (the rows are counted as parse_new parses them).
+  /// row's columns (the rows are counted as parse_new parses them). Widths to measure need the plan.
   void plan_source(bool allow_one_pass) {
-    one_pass = allow_one_pass && ndshm::parses_in_one_pass(source, format);
+    one_pass = allow_one_pass && format.measure.empty() && ndshm::parses_in_one_pass(source, format);
     plan = ndshm::plan_rows(source, one_pass ? first_row_only() : format);
   }
 };
@@ -64,9 +64,20 @@ std::vector<ndshm::field_spec> to_fields(const std::vector<field_tuple> &specs) 
   return fields;
 }
 
+/// What parsing cut, as Python sees it: (values, file, line, column, text, field, widths), or None.
+using report_tuple = std::optional<std::tuple<std::uint64_t, std::string, std::uint64_t, std::uint64_t, std::string,
+                                              std::size_t, std::vector<std::uint32_t>>>;
+
+report_tuple to_tuple(ndshm::truncation_report report) {
+  if (report.values == 0)
+    return std::nullopt;
+  return std::make_tuple(report.values, std::move(report.file), report.line, report.column, std::move(report.text),
+                         report.field, std::move(report.widths));
+}
+
 ndshm::text_format make_format(std::string_view delimiter, std::string comment, std::string_view quote,
                                std::uint64_t skiprows, std::int64_t max_rows, std::vector<std::int64_t> usecols,
-                               bool truncate, unsigned threads) {
+                               bool truncate, unsigned threads, std::vector<std::int64_t> measure = {}) {
   ndshm::text_format format;
   format.delimiter = delimiter.empty() ? '\0' : delimiter[0];
   format.comment = std::move(comment);
@@ -76,6 +87,7 @@ ndshm::text_format make_format(std::string_view delimiter, std::string comment, 
   format.usecols = std::move(usecols);
   format.truncate_strings = truncate;
   format.threads = threads;
+  format.measure = std::move(measure);
   return format;
 }
 
@@ -216,17 +228,20 @@ NB_MODULE(_core, m) {
           "open",
           [](const std::string &path, std::string_view delimiter, std::string comment, std::string_view quote,
              std::uint64_t skiprows, std::int64_t max_rows, std::vector<std::int64_t> usecols, bool truncate,
-             unsigned threads, bool one_pass, std::uint64_t begin, std::uint64_t end) {
+             unsigned threads, bool one_pass, std::uint64_t begin, std::uint64_t end,
+             std::vector<std::int64_t> measure) {
             nb::gil_scoped_release unlocked;
             auto job = std::make_unique<text_job>();
             job->format = make_format(delimiter, std::move(comment), quote, skiprows, max_rows,
-                                      std::move(usecols), truncate, threads);
+                                      std::move(usecols), truncate, threads, std::move(measure));
             if (begin != 0 || end != UINT64_MAX) {
               job->source = ndshm::text_source::open(path, begin, end);
               job->plan_source(one_pass);
             } else if (path.ends_with(".gz") && job->format.quote == 0) { // streamed: memory stays bounded
               job->blocks.emplace(ndshm::text_blocks::open_gzip(path));
-              job->plan = ndshm::plan_blocks(*job->blocks, job->first_row_only());
+              // (widths to measure: every block planned first, the stream inflated twice)
+              job->plan = ndshm::plan_blocks(*job->blocks, job->format.measure.empty() ? job->first_row_only()
+                                                                                       : job->format);
             } else {
               job->source = ndshm::text_source::open(path);
               job->plan_source(one_pass);
@@ -235,27 +250,30 @@ NB_MODULE(_core, m) {
           },
           "path"_a, "delimiter"_a, "comment"_a, "quote"_a, "skiprows"_a, "max_rows"_a, "usecols"_a,
           "truncate"_a, "threads"_a, "one_pass"_a, "begin"_a = 0, "end"_a = UINT64_MAX,
-          nb::rv_policy::take_ownership,
+          "measure"_a = std::vector<std::int64_t>{}, nb::rv_policy::take_ownership,
           "Maps a file and plans its rows (a .gz file without quoting, or with one_pass text one thread "
           "parses: streamed, its rows counted as parse_new parses them; rows is None until then); "
-          "begin/end: only the lines that start within those bytes of a plain file.")
+          "begin/end: only the lines that start within those bytes of a plain file; measure: columns "
+          "whose longest value the plan finds (widths; [ALL_COLUMNS]: every column).")
       .def_static(
           "from_bytes",
           [](nb::bytes data, std::string name, std::string_view delimiter, std::string comment,
              std::string_view quote, std::uint64_t skiprows, std::int64_t max_rows,
-             std::vector<std::int64_t> usecols, bool truncate, unsigned threads, bool one_pass) {
+             std::vector<std::int64_t> usecols, bool truncate, unsigned threads, bool one_pass,
+             std::vector<std::int64_t> measure) {
             auto job = std::make_unique<text_job>();
             job->keep = data;
             std::string_view text(data.c_str(), data.size());
             job->format = make_format(delimiter, std::move(comment), quote, skiprows, max_rows,
-                                      std::move(usecols), truncate, threads);
+                                      std::move(usecols), truncate, threads, std::move(measure));
             nb::gil_scoped_release unlocked;
             job->source = ndshm::text_source::borrow(text, std::move(name));
             job->plan_source(one_pass);
             return job.release();
           },
           "data"_a, "name"_a, "delimiter"_a, "comment"_a, "quote"_a, "skiprows"_a, "max_rows"_a, "usecols"_a,
-          "truncate"_a, "threads"_a, "one_pass"_a, nb::rv_policy::take_ownership,
+          "truncate"_a, "threads"_a, "one_pass"_a, "measure"_a = std::vector<std::int64_t>{},
+          nb::rv_policy::take_ownership,
           "Plans the rows of text held in memory (or streams them, as open does).")
       .def_prop_ro("rows",
                    [](const text_job &job) -> std::optional<std::uint64_t> {
@@ -266,6 +284,8 @@ NB_MODULE(_core, m) {
       .def_prop_ro("streamed", [](const text_job &job) { return job.streamed(); },
                    "True for a stream parsed in one pass (parse_new), False for planned rows (parse).")
       .def_prop_ro("columns", [](const text_job &job) { return job.plan.columns; })
+      .def_prop_ro("widths", [](const text_job &job) { return job.plan.widths; },
+                   "The longest value of each measured column (see open's measure).")
       .def(
           "parse",
           [](text_job &job, const std::vector<field_tuple> &specs, std::uintptr_t address, std::uint64_t nbytes,
@@ -275,11 +295,12 @@ NB_MODULE(_core, m) {
             if (job.streamed())
               throw std::invalid_argument("ndshm: a streamed job is parsed with parse_new");
             nb::gil_scoped_release unlocked;
-            ndshm::parse_rows(job.source, job.format, job.plan, to_fields(specs),
-                              reinterpret_cast<std::byte *>(address), row_stride);
+            return to_tuple(ndshm::parse_rows(job.source, job.format, job.plan, to_fields(specs),
+                                              reinterpret_cast<std::byte *>(address), row_stride));
           },
           "fields"_a, "address"_a, "nbytes"_a, "row_stride"_a,
-          "Parses every planned row into the buffer at address (fields: kind, size, offset, big_endian, type name).")
+          "Parses every planned row into the buffer at address (fields: kind, size, offset, big_endian, type "
+          "name); returns what truncate cut, (values, file, line, column, text, field, widths), or None.")
       .def(
           "parse_new",
           [](text_job &job, const std::vector<field_tuple> &specs, std::uint64_t row_stride, bool shared,
@@ -293,17 +314,20 @@ NB_MODULE(_core, m) {
             auto plan = job.blocks ? ndshm::parse_stream(*job.blocks, job.format, fields, row_stride, room)
                                    : ndshm::parse_one_pass(job.source, job.format, fields, row_stride, room);
             if (!shared)
-              return std::make_pair(segment.finish_private(plan.rows * row_stride), plan.rows);
+              return std::make_tuple(segment.finish_private(plan.rows * row_stride), plan.rows,
+                                     to_tuple(std::move(plan.truncated)));
             ndshm::segment_options options;
             options.size = plan.rows * row_stride;
             options.meta = {std::move(dtype), "(" + std::to_string(plan.rows) + shape_tail};
-            return std::make_pair(segment.finish(options), plan.rows);
+            return std::make_tuple(segment.finish(options), plan.rows, to_tuple(std::move(plan.truncated)));
           },
           "fields"_a, "row_stride"_a, "shared"_a, "session"_a, "dtype"_a, "shape_tail"_a,
-          "Parses a streamed job in one pass into memory that grows as rows arrive; returns (Mapping, rows): "
+          "Parses a streamed job in one pass into memory that grows as rows arrive; returns (Mapping, rows, "
+          "what was cut as parse says): "
           "a new shared segment, or with shared=False private memory (a Mapping without a name). shape_tail "
           "completes the listed shape after the row count, e.g. ', 5)' or ',)'.");
 
+  m.attr("ALL_COLUMNS") = ndshm::all_columns;
   m.def(
       "parse_handle",
       [](std::string_view text) {

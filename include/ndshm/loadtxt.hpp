@@ -62,9 +62,30 @@ struct text_format {
   std::uint64_t skiprows = 0;    ///< lines skipped first, whatever they hold
   std::int64_t max_rows = -1;    ///< rows of data to read; -1: all
   std::vector<std::int64_t> usecols; ///< columns to read, negative from the end; empty: all
-  bool truncate_strings = false; ///< numpy's behaviour for too long S fields; default: an error
+  bool truncate_strings = false; ///< cut too long S values (numpy's behaviour; see truncation_report); default: an error
+  /// Columns whose longest value plan_rows finds (text_plan::widths, in this order; negative from
+  /// the end of each row): the width of an S field given without one. {all_columns}: every column
+  /// of the first row.
+  std::vector<std::int64_t> measure;
   unsigned threads = 0;          ///< 0: all cores
   std::uint64_t first_line = 1;  ///< line number of the text's first line (a block of a stream starts later)
+};
+
+/// format.measure's one entry that stands for every column of the first row.
+inline constexpr std::int64_t all_columns = INT64_MIN;
+
+/// S values cut to their field's width (text_format::truncate_strings): how many, the first in file
+/// order, and per field the longest.
+struct truncation_report {
+  std::uint64_t values = 0; ///< values cut
+  std::string file;         ///< where the first was: file, 1-based line and byte column
+  std::uint64_t line = 0;
+  std::uint64_t column = 0;
+  std::string text;      ///< the first cut value (shortened past 60 bytes)
+  std::size_t field = 0; ///< the index of its field
+  std::vector<std::uint32_t> widths; ///< per field: the longest value cut (0: none was); empty if none
+  /// Adds what a later part of the text cut.
+  void merge(const truncation_report &later);
 };
 
 /// A gzip file read as blocks of whole lines, so that memory stays bounded whatever its size (the
@@ -105,6 +126,8 @@ struct text_plan {
   std::uint64_t rows = 0;
   std::uint64_t columns = 0; ///< fields in the first row (0 if there is none)
   std::uint64_t lines = 0;   ///< lines consumed, skipped ones included
+  std::vector<std::uint32_t> widths; ///< plan_rows, plan_blocks: the longest value of each format.measure column
+  truncation_report truncated;       ///< parse_one_pass, parse_stream: the values cut
 };
 
 /// Bad input: where (file, 1-based line and column), what was found, and what was expected.
@@ -121,9 +144,10 @@ public:
 
 [[nodiscard]] text_plan plan_rows(const text_source &source, const text_format &format);
 
-/// Fills plan.rows rows of out (row_stride bytes apart). Throws parse_error for the first bad row
-/// in file order, whatever the thread count (std::bad_alloc instead if memory ran short before it).
-void parse_rows(const text_source &source, const text_format &format, const text_plan &plan,
+/// Fills plan.rows rows of out (row_stride bytes apart); returns the values it cut. Throws parse_error
+/// for the first bad row in file order, whatever the thread count (std::bad_alloc instead if memory
+/// ran short before it).
+truncation_report parse_rows(const text_source &source, const text_format &format, const text_plan &plan,
                 std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride);
 
 /// True when one thread parses the text (threads 1, a text too short for two threads, max_rows,

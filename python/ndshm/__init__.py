@@ -8,7 +8,7 @@ from pathlib import Path
 from . import _core, _program
 from ._array import attach, empty, empty_like, handle, is_shared, segment_of, share, zeros
 from ._core import BrokerError, ParseError, SegmentNotFoundError
-from ._loadtxt import loadtxt
+from ._loadtxt import TruncationWarning, loadtxt
 from ._shared_memory import SharedMemory
 from .hdf5 import to_hdf5
 from .presets import PRESETS
@@ -27,6 +27,7 @@ __all__ = [
     "ParseError",
     "SegmentNotFoundError",
     "SharedMemory",
+    "TruncationWarning",
     "attach",
     "empty",
     "empty_like",

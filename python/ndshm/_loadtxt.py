@@ -16,23 +16,37 @@ import numpy as np
 from . import _core
 from ._array import _descr, _new
 
-__all__ = ["loadtxt"]
+__all__ = ["TruncationWarning", "loadtxt"]
+
+
+class TruncationWarning(UserWarning):
+    """ndshm.loadtxt cut text to an ``S`` field's width, as numpy.loadtxt does (``truncate=None``)."""
+
+
+TruncationWarning.__module__ = "ndshm"
+
 
 _KINDS = {"i": 0, "u": 1, "f": 2, "b": 3, "S": 4}
 _BIG_ENDIAN_HOST = np.little_endian is False
 
 
-def _fields(dtype: np.dtype) -> list[tuple[int, int, int, bool, str]] | None:
+def _fields(dtype: np.dtype, labels: list[str] | None = None) -> list[tuple[int, int, int, bool, str]] | None:
     """One (kind, size, offset, big_endian, type name) per column of dtype, or None if the C++
-    parser does not handle it (numpy does, more slowly)."""
+    parser does not handle it (numpy does, more slowly). labels, if given, gets each one's field name."""
     fields: list[tuple[int, int, int, bool, str]] = []
 
-    def walk(dt: np.dtype, offset: int) -> bool:
+    def walk(dt: np.dtype, offset: int, label: str = "") -> bool:
         if dt.names is not None:
-            return all(walk(dt.fields[name][0], offset + dt.fields[name][1]) for name in dt.names)
+            return all(
+                walk(dt.fields[n][0], offset + dt.fields[n][1], f"{label}.{n}".lstrip(".")) for n in dt.names
+            )
         if dt.subdtype is not None:
             base, shape = dt.subdtype
-            return all(walk(base, offset + k * base.itemsize) for k in range(math.prod(shape)))
+            return all(
+                walk(base, offset + k * base.itemsize, f"{label}[{k}]") for k in range(math.prod(shape))
+            )
+        if labels is not None:
+            labels.append(label)
         kind = dt.kind
         if kind not in _KINDS or dt.itemsize == 0:
             return False
@@ -44,6 +58,51 @@ def _fields(dtype: np.dtype) -> list[tuple[int, int, int, bool, str]] | None:
         return True
 
     return fields if walk(dtype, 0) else None
+
+
+def _unsized(dtype: np.dtype) -> list[int] | None:
+    """The top-level fields of a structured dtype that are ``S`` without a size ([0] for a plain
+    ``S`` dtype), whose widths are found from the data; None if there is none."""
+    if dtype.names is None:
+        return [0] if dtype.kind == "S" and dtype.itemsize == 0 else None
+    found = [
+        i
+        for i, n in enumerate(dtype.names)
+        if dtype.fields[n][0].kind == "S" and dtype.fields[n][0].itemsize == 0
+    ]
+    return found or None
+
+
+def _sized(dtype: np.dtype, unsized: list[int], widths: list[int]) -> np.dtype:
+    """dtype with its unsized S fields widths[k] bytes wide (at least 1)."""
+    if dtype.names is None:
+        return np.dtype(f"S{max(widths[0], 1)}")
+    width = dict(zip(unsized, widths, strict=True))
+    return np.dtype(
+        [
+            (n, f"S{max(width[i], 1)}" if i in width else dtype.fields[n][0])
+            for i, n in enumerate(dtype.names)
+        ],
+        align=dtype.isalignedstruct,
+    )
+
+
+def _truncation_note(report: tuple, labels: list[str], structured: bool) -> str:
+    """The TruncationWarning's text for a report of TextJob.parse."""
+    values, file, line, column, text, field, widths = report
+    if structured:
+        needed: dict[str, int] = {}
+        for label, width in zip(labels, widths, strict=True):
+            if width:
+                needed[label] = max(needed.get(label, 0), width)
+        holds = ", ".join(f"{label} S{w}" for label, w in needed.items())
+        what = f"the {labels[field]!r} field"
+    else:
+        holds, what = f"S{max(widths)}", "the S field"
+    return (
+        f"{file}:{line}:{column}: {text!r} was cut to {what}'s width, as numpy does; {values} value(s) "
+        f"cut in all; {holds} would hold them all (truncate=True: cut silently, False: an error)"
+    )
 
 
 def _one_char(value: Any) -> str | None:
@@ -72,7 +131,16 @@ def _usecols(usecols: Any) -> list[int] | None:
         return None
 
 
-def _job(fname: Any, grammar: tuple) -> Any:
+def _measured(dtype: np.dtype, unsized: list[int] | None, columns: list[int]) -> list[int]:
+    """The text columns whose longest value the plan finds: those of the unsized S fields."""
+    if not unsized:
+        return []
+    if dtype.names is None:
+        return list(columns) if columns else [_core.ALL_COLUMNS]
+    return [columns[i] if i < len(columns) else i for i in unsized]  # (usecols too short: an error later)
+
+
+def _job(fname: Any, grammar: tuple, measure: list[int]) -> Any:
     """A TextJob for fname (its rows planned, or streamed: see TextJob.open), or None if the fast path
     cannot read this kind of input."""
     if isinstance(fname, (str, os.PathLike)):
@@ -81,11 +149,11 @@ def _job(fname: Any, grammar: tuple) -> Any:
             path = os.fsdecode(path)
         if path.endswith(".bz2"):
             with bz2.open(path, "rb") as f:
-                return _core.TextJob.from_bytes(f.read(), path, *grammar)
+                return _core.TextJob.from_bytes(f.read(), path, *grammar, measure)
         if path.endswith(".xz"):
             with lzma.open(path, "rb") as f:
-                return _core.TextJob.from_bytes(f.read(), path, *grammar)
-        return _core.TextJob.open(path, *grammar)
+                return _core.TextJob.from_bytes(f.read(), path, *grammar, measure)
+        return _core.TextJob.open(path, *grammar, measure=measure)
     if hasattr(fname, "read"):
         data = fname.read()
         name = str(getattr(fname, "name", "<file>"))
@@ -104,7 +172,7 @@ def _job(fname: Any, grammar: tuple) -> Any:
         return None
     if isinstance(data, str):
         data = data.encode("utf-8")
-    return _core.TextJob.from_bytes(bytes(data), name, *grammar)
+    return _core.TextJob.from_bytes(bytes(data), name, *grammar, measure)
 
 
 def _ensure_ndmin(arr: np.ndarray, ndmin: int) -> np.ndarray:
@@ -123,7 +191,9 @@ def _own_parser(dtype, comments, delimiter, converters, skiprows, usecols, max_r
     comment = _comment(comments)
     quote = _one_char(quotechar)
     columns = _usecols(usecols)
-    fields = _fields(np.dtype(dtype))
+    dtype = np.dtype(dtype)
+    unsized = _unsized(dtype)  # (their widths come from the plan: see loadtxt)
+    fields = _fields(_sized(dtype, unsized, [1] * len(unsized)) if unsized else dtype)
     fast = (
         converters is None
         and like is None
@@ -163,6 +233,45 @@ def splittable(fname: Any, options: dict) -> bool:
     return _ranges_work(fname, parts, get("max_rows"))
 
 
+def string_widths(paths: list[str], options: dict) -> list[int] | None:
+    """The longest value of each unsized S field of options["dtype"] over every file (a width pass:
+    the rows planned, none parsed), or None when there is no such field or numpy's parser would read
+    the files. For inputs written to one dataset, which needs its width before the first write: each
+    file is planned as loadtxt plans it (all cores; a .gz file inflated), no row parsed."""
+    get = options.get
+    dtype = np.dtype(get("dtype", float))
+    unsized = _unsized(dtype)
+    parts = _own_parser(dtype, get("comments", "#"), get("delimiter"), get("converters"), get("skiprows", 0),
+                        get("usecols"), get("max_rows"), get("quotechar"), get("like"))  # fmt: skip
+    if not unsized or parts is None:
+        return None
+    delimiter_char, comment, quote, columns, _ = parts
+    max_rows = get("max_rows")
+    grammar = (
+        delimiter_char,
+        comment,
+        quote,
+        int(get("skiprows", 0)),
+        -1 if max_rows is None else int(max_rows),
+        columns,
+        False,
+        0,
+        False,
+    )
+    found = [_job(p, grammar, _measured(dtype, unsized, columns)).widths for p in paths]  # on all cores
+    if dtype.names is None:
+        return [max((max(w, default=0) for w in found), default=0)]
+    return [max(w[k] for w in found) for k in range(len(unsized))] if found else [0] * len(unsized)
+
+
+def with_widths(options: dict, widths: list[int] | None) -> dict:
+    """options with the unsized S fields of their dtype given widths (string_widths's)."""
+    if widths is None:
+        return options
+    dtype = np.dtype(options["dtype"])
+    return {**options, "dtype": _sized(dtype, _unsized(dtype), widths)}
+
+
 def loadtxt(
     fname: Any,
     dtype: Any = float,
@@ -180,15 +289,20 @@ def loadtxt(
     like: Any = None,
     threads: int | None = None,
     shared: bool = True,
-    truncate: bool = False,
+    truncate: bool | None = None,
     byte_range: tuple[int, int] | None = None,
 ) -> Any:
     """numpy.loadtxt's results, bit for bit, parsed on ``threads`` cores (default: all) into shared memory.
 
     With ``shared=True`` the array lives in ndshm shared memory and crosses processes as a handle;
     ``shared=False`` gives ordinary memory. Bad input raises ``ndshm.ParseError`` (a ``ValueError``)
-    naming file, line and column; an ``S`` field too short for its text is an error unless
-    ``truncate=True`` (numpy's silent truncation). ``converters``, multi-character comments and
+    naming file, line and column. Text longer than its ``S`` field is cut as numpy cuts it; with
+    ``truncate=None`` (the default) one ``ndshm.TruncationWarning`` per call names the first cut
+    value (file, line, column), how many were cut and the width that holds them all;
+    ``truncate=True`` cuts silently, ``truncate=False`` raises ``ParseError`` instead. An ``S``
+    field given without a size (``("chr", "S")``) gets the width of its longest value, found while
+    the rows are planned (ndshm's own: numpy gives ``b''`` for such fields of a structure; a plain
+    ``dtype="S"`` gets the longest value in both). ``converters``, multi-character comments and
     dtypes other than bool/int/uint/float32/float64/bytes (and structures of them) take numpy's
     own, slower parser, then one copy into shared memory.
 
@@ -200,6 +314,7 @@ def loadtxt(
     if ndmin not in (0, 1, 2):
         raise ValueError(f"Illegal value of ndmin keyword: {ndmin}")
     dtype = np.dtype(dtype)
+    unsized = _unsized(dtype)
     parts = _own_parser(dtype, comments, delimiter, converters, skiprows, usecols, max_rows, quotechar, like)
     fast = parts is not None
     delimiter_char, comment, quote, columns, fields = parts or (None,) * 5
@@ -218,18 +333,36 @@ def loadtxt(
         # one_pass: on one thread, rows are parsed as found into shared memory that grows (no count
         # first); private results are ordinary numpy memory, so their rows are counted first
         grammar = (delimiter_char, comment, quote, int(skiprows),
-                   -1 if max_rows is None else int(max_rows), columns, truncate,
+                   -1 if max_rows is None else int(max_rows), columns, truncate is None or bool(truncate),
                    0 if threads is None else int(threads), bool(shared))  # fmt: skip
+        measure = _measured(dtype, unsized, columns)
         if byte_range is None:
-            job = _job(fname, grammar)
+            job = _job(fname, grammar, measure)
         else:
-            job = _core.TextJob.open(os.fspath(fname), *grammar, begin, end if end >= 0 else 2**64 - 1)
+            job = _core.TextJob.open(
+                os.fspath(fname), *grammar, begin, end if end >= 0 else 2**64 - 1, measure
+            )
+    if job is None and unsized and isinstance(fname, (str, os.PathLike)) and not callable(converters):
+        # numpy's parser reads these rows (converters, say); the unsized S fields' widths still come
+        # from a plan of the text, when ndshm's grammar reads it and no converter changes their text
+        planned = _own_parser(dtype, comments, delimiter, None, skiprows, usecols, max_rows, quotechar, None)
+        if planned is not None and byte_range is None:
+            measure = _measured(dtype, unsized, planned[3])
+            if not set(converters or ()) & set(measure):
+                grammar = (*planned[:3], int(skiprows), -1 if max_rows is None else int(max_rows), planned[3],
+                           True, 0 if threads is None else int(threads), False)  # fmt: skip
+                widths = _job(fname, grammar, measure).widths
+                dtype = _sized(dtype, unsized, [max(widths, default=0)] if dtype.names is None else widths)
     if job is None:
         return _numpy_fallback(
             fname, dtype, comments, delimiter, converters, skiprows, usecols, unpack, ndmin,
             encoding, max_rows, quotechar, shared,
         )  # fmt: skip
 
+    if unsized:
+        widths = job.widths
+        dtype = _sized(dtype, unsized, [max(widths, default=0)] if dtype.names is None else widths)
+        fields = _fields(dtype)
     structured = dtype.names is not None
     # A streamed job (.gz, or text one thread parses in one pass into shared memory) knows its first
     # row's columns now and its row count once parsed.
@@ -259,11 +392,11 @@ def loadtxt(
         if job.streamed:  # one pass into a segment that grows; on error, nothing is left of it
             listed = "".join(f", {n}" for n in shape[1:]) + ("," if len(shape) == 1 else "") + ")"
             descr = _descr(dtype) if shared else ""  # listings only; private memory is not listed
-            mapping, rows = job.parse_new(row_fields, row_stride, shared, "", descr, listed)
+            mapping, rows, cut = job.parse_new(row_fields, row_stride, shared, "", descr, listed)
             out = np.ndarray((rows, *shape[1:]), dtype, buffer=mapping)
         else:
             out = _new(shape, dtype, shared=shared, populate=False)  # each parsing thread touches its rows
-            job.parse(row_fields, out.__array_interface__["data"][0], out.nbytes, row_stride)
+            cut = job.parse(row_fields, out.__array_interface__["data"][0], out.nbytes, row_stride)
     except _core.ParseError as error:
         out = None  # a failed load leaves no segment behind
         if byte_range is None or begin == 0:
@@ -273,6 +406,13 @@ def loadtxt(
         out = None
         raise
     del job
+    if cut is not None and truncate is None:
+        labels: list[str] = []
+        _fields(dtype, labels)
+        row_labels = labels if structured else [""] * len(row_fields)
+        if byte_range is not None and begin != 0:
+            cut = (*cut[:2], cut[2] + _lines_before(os.fspath(fname), begin), *cut[3:])
+        warnings.warn(_truncation_note(cut, row_labels, structured), TruncationWarning, stacklevel=2)
     arr = _ensure_ndmin(out, ndmin)
     if arr.shape and arr.shape[0] == 0 and byte_range is None:
         warnings.warn(f'loadtxt: input contained no data: "{fname}"', category=UserWarning, stacklevel=2)

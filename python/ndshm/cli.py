@@ -176,14 +176,22 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("-o", "--output", required=True, metavar="OUTPUT.h5")
     kind = cv.add_mutually_exclusive_group()
     kind.add_argument("--format", choices=sorted(PRESETS), help="a preset: dtype plus options")
-    kind.add_argument("--dtype", metavar="SPEC", help="e.g. chr:S10,pos:i4,pct:f4,c:i4,t:i4, or f8")
+    kind.add_argument(
+        "--dtype",
+        metavar="SPEC",
+        help="e.g. chr:S,pos:i4,pct:f4,c:i4,t:i4 (S: as wide as the longest name), or f8",
+    )
     cv.add_argument("--delimiter", help="field delimiter (default: runs of whitespace); \\t for tab")
     cv.add_argument("--comments", help="comment character (default #; empty for none)")
     cv.add_argument("--skiprows", type=int, help="lines to skip at the top of every file")
     cv.add_argument("--usecols", metavar="I,J,...", help="columns to read, 0-based, negative from the end")
     cv.add_argument("--max-rows", type=int, help="rows of data to read per file")
     cv.add_argument("--quotechar", help="quote character for fields holding delimiters")
-    cv.add_argument("--truncate", action="store_true", help="cut too long strings (numpy's way)")
+    cv.add_argument(
+        "--truncate",
+        action="store_true",
+        help="cut strings too long for an explicit S width (numpy's way; default: an error)",
+    )
     cv.add_argument("--workers", type=int, help="loading processes (default: one per file, at most cores)")
     cv.add_argument("--threads", type=int, help="parsing threads per worker (default: cores / workers)")
     cv.add_argument(

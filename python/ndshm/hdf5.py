@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _forkserver_guard as guard
 from ._forkserver_guard import die_with_parent
-from ._loadtxt import COMPRESSED, loadtxt, splittable
+from ._loadtxt import COMPRESSED, loadtxt, splittable, string_widths, with_widths
 from .presets import PRESETS
 
 __all__ = ["parse_dtype_spec", "to_hdf5"]
@@ -319,6 +319,7 @@ def to_hdf5(
     if dtype is not None:
         options["dtype"] = parse_dtype_spec(dtype) if isinstance(dtype, str) else np.dtype(dtype)
     options.update(loadtxt_options)
+    options.setdefault("truncate", False)  # an archive keeps every name whole, or says why not
     filter_name, level = _compression(compression)
     cores = os.cpu_count() or 1
     workers = workers or max(1, min(len(paths), cores))
@@ -345,8 +346,15 @@ def to_hdf5(
             bar = tqdm(total=sum(sizes), unit="B", unit_scale=True, desc=target.name, file=sys.stderr)
             rows_done, started = 0, time.perf_counter()
         windows = [_windows(p, options, window) for p in paths]
-        jobs = ((p.resolve(), options if w is None else {**options, "byte_range": w})
-                for p, ws in zip(paths, windows, strict=True) for w in ws)  # fmt: skip
+        # An S field without a size: each input's own widths when it is loaded whole into a dataset of
+        # its own; rows written in pieces (windows, concat) need theirs before the first write.
+        if layout == "concat":
+            per_input = [with_widths(options, string_widths(paths, options))] * len(paths)
+        else:
+            per_input = [options if len(ws) == 1 else with_widths(options, string_widths([p], options))
+                         for p, ws in zip(paths, windows, strict=True)]  # fmt: skip
+        jobs = ((p.resolve(), o if w is None else {**o, "byte_range": w})
+                for p, ws, o in zip(paths, windows, per_input, strict=True) for w in ws)  # fmt: skip
         # as many loads as run at once: one more held a finished window in a Dask worker and did not make
         # the local pool faster (two runs each of `bench/bench_dask.py --one dask|local`: Dask peak
         # 979-996 MiB with one more, 808 without; local 11.5-13.0 s either way)

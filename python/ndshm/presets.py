@@ -1,8 +1,8 @@
 """Formats users have, as loadtxt keyword sets: ``ndshm.loadtxt(path, **ndshm.PRESETS["bismark-cov"])``.
 
-The table of presets (file layout, columns read, dtype) is in README.md, "Loading text". Chromosome
-names longer than 10 bytes raise ``ParseError`` (numpy would cut them silently); pass a ``dtype`` with
-a wider ``chr`` field, or ``truncate=True``, to read such files.
+The table of presets (file layout, columns read, dtype) is in README.md, "Loading text". Names are
+``S`` without a size: each load gives ``chr`` the width of its longest name (``chrUn_gl000220``,
+``HLA-DRB1*15:01:01:01``), found while its rows are planned; contexts stay ``S3``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = ["PRESETS"]
 
-COVERAGE5 = np.dtype([("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
+COVERAGE5 = np.dtype([("chr", "S"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
 
 PRESETS: dict[str, dict[str, Any]] = {
     "coverage5": {"dtype": COVERAGE5, "delimiter": "\t"},
@@ -21,7 +21,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "bismark-cytosine": {
         "dtype": np.dtype(
             [
-                ("chr", "S10"),
+                ("chr", "S"),
                 ("pos", "<i4"),
                 ("strand", "S1"),
                 ("c", "<i4"),
@@ -33,7 +33,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "delimiter": "\t",
     },
     "bedgraph": {
-        "dtype": np.dtype([("chr", "S10"), ("start", "<i4"), ("end", "<i4"), ("value", "<f4")]),
+        "dtype": np.dtype([("chr", "S"), ("start", "<i4"), ("end", "<i4"), ("value", "<f4")]),
         "delimiter": "\t",
     },
 }

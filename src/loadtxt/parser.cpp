@@ -30,6 +30,19 @@ parse_error::parse_error(std::string file_, std::uint64_t line_, std::uint64_t c
     : std::invalid_argument(message), file(std::move(file_)), line(line_), column(column_),
       text(std::move(text_)), expected(std::move(expected_)) {}
 
+void truncation_report::merge(const truncation_report &later) {
+  if (later.values == 0)
+    return;
+  if (values == 0) {
+    *this = later;
+    return;
+  }
+  values += later.values;
+  widths.resize(std::max(widths.size(), later.widths.size()), 0);
+  for (std::size_t f = 0; f < later.widths.size(); ++f)
+    widths[f] = std::max(widths[f], later.widths[f]);
+}
+
 namespace {
 
 using detail::is_space;
@@ -665,6 +678,125 @@ NDSHM_CLONES std::optional<std::uint64_t> count_plain_lines(const text_format &f
   return count + (end[-1] != '\n' ? 1 : 0);
 }
 
+/// 64 bytes at p as a bit mask: where c stands.
+inline std::uint64_t byte_mask(const char *p, char c) noexcept {
+  std::uint64_t mask = 0;
+#if defined(__SSE2__)
+  for (int k = 0; k < 4; ++k) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + 16 * k));
+    mask |= std::uint64_t{static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c))))} << (16 * k);
+  }
+#else
+  for (int k = 0; k < 64; ++k)
+    mask |= std::uint64_t{p[k] == c} << k;
+#endif
+  return mask;
+}
+
+/// count_plain_lines that also finds the longest value of some columns: widths[slot_of[c]] for each
+/// column c with a slot (slot_of: one entry per column up to the last measured, -1 for none). The
+/// line and field ends come from 64-byte masks; only the bits up to the last measured column of each
+/// line are visited, then the rest of the line is skipped. "\r\n" line ends are taken; any other
+/// '\r', a comment character or an empty line: nothing (the caller reads the rows one by one).
+NDSHM_CLONES std::optional<std::uint64_t> measure_plain_lines(const text_format &format, const char *p, const char *end,
+                                                              std::span<const int> slot_of,
+                                                              std::span<std::uint32_t> widths) {
+  const auto size = static_cast<std::size_t>(end - p);
+  if (format.delimiter == 0 || format.quote != 0 || size == 0 || slot_of.empty())
+    return std::nullopt;
+  const char comment = comment_char(format);
+  const std::size_t last = slot_of.size() - 1;
+  std::uint64_t count = 0;
+  std::size_t column = 0, start = 0; // the current field's column and first byte (offset from p)
+  bool skipping = false;             // past the last measured column: on to the line's end
+  std::uint64_t pending_return = 0;  // the block before ended with '\r'
+  auto note = [&](std::size_t stop) {
+    if (const int slot = slot_of[column]; slot >= 0)
+      widths[static_cast<std::size_t>(slot)] =
+          std::max(widths[static_cast<std::size_t>(slot)], static_cast<std::uint32_t>(stop - start));
+  };
+  // The 64 bytes at q (offset base), of which the `valid` bits are text; false: the caller decides.
+  auto block = [&](const char *q, std::size_t base, std::uint64_t valid) {
+    std::uint64_t nl = 0, cr = 0, marks = 0;
+    line_masks(q, comment, nl, cr, marks);
+    nl &= valid;
+    if ((marks & valid) != 0)
+      return false;
+    cr &= valid;
+    const std::uint64_t returns = (cr << 1) | pending_return; // bytes right after a '\r'
+    if ((returns & ~nl & ((valid << 1) | 1)) != 0) // (in the last block: a '\r' ending the text too)
+      return false;
+    pending_return = cr >> 63;
+    std::uint64_t bits = nl | (byte_mask(q, format.delimiter) & valid);
+    if (skipping)
+      bits = nl != 0 ? bits & ~((nl & (0 - nl)) - 1) : 0;
+    while (bits != 0) {
+      const std::uint64_t bit = bits & (0 - bits);
+      const std::size_t at = base + static_cast<std::size_t>(std::countr_zero(bits));
+      if ((nl & bit) != 0) {
+        const std::size_t stop = at - ((returns & bit) != 0 ? 1 : 0);
+        if (stop == start && column == 0 && !skipping)
+          return false; // an empty line
+        if (!skipping)
+          note(stop);
+        ++count;
+        column = 0;
+        skipping = false;
+        start = at + 1;
+        bits ^= bit;
+        continue;
+      }
+      note(at);
+      start = at + 1;
+      if (++column <= last) {
+        bits ^= bit;
+        continue;
+      }
+      skipping = true;
+      const std::uint64_t later = nl & ~(bit | (bit - 1));
+      bits = later != 0 ? bits & ~((later & (0 - later)) - 1) : 0;
+    }
+    return true;
+  };
+  std::size_t base = 0;
+  for (; size - base >= 64; base += 64)
+    if (!block(p + base, base, ~std::uint64_t{0}))
+      return std::nullopt;
+  if (base < size) {
+    alignas(16) char tail[64] = {};
+    std::memcpy(tail, p + base, size - base);
+    if (!block(tail, base, (std::uint64_t{1} << (size - base)) - 1))
+      return std::nullopt;
+  }
+  if (pending_return != 0)
+    return std::nullopt; // a '\r' at the very end
+  if (start < size) { // the last line has no line end
+    if (!skipping)
+      note(size);
+    ++count;
+  }
+  return count;
+}
+
+/// The longest value of each measured column in a row's fields (column indices negative from the end).
+void measure_fields(const std::vector<span> &fields, std::span<const std::int64_t> measured, char quote,
+                    std::span<std::uint32_t> widths) {
+  for (std::size_t k = 0; k < measured.size(); ++k) {
+    std::int64_t c = measured[k] < 0 ? measured[k] + static_cast<std::int64_t>(fields.size()) : measured[k];
+    if (c < 0 || c >= static_cast<std::int64_t>(fields.size()))
+      continue;
+    const span &s = fields[static_cast<std::size_t>(c)];
+    std::size_t width = s.text.size();
+    if (s.quoted_escapes) // "" stands for one quote
+      for (std::size_t i = 0; i + 1 < s.text.size(); ++i)
+        if (s.text[i] == quote && s.text[i + 1] == quote) {
+          --width;
+          ++i;
+        }
+    widths[k] = std::max(widths[k], static_cast<std::uint32_t>(width));
+  }
+}
+
 /// Which bytes fields may be stored as 16 bytes (their text, then zeros): those of at most 16 bytes
 /// whose 16 bytes stay within the row and cover only fields stored after them (which overwrite them).
 std::vector<char> wide_stores(std::span<const field_spec> fields, std::uint64_t row_stride) {
@@ -751,6 +883,7 @@ public:
     std::uint64_t lines = 0; ///< consumed
     const char *next = nullptr;
     std::optional<parse_error> error; ///< the first bad row's (parsing stopped there)
+    truncation_report truncated;
     bool out_of_memory = false;
     std::exception_ptr failure; ///< anything else thrown while parsing (rethrown by the caller)
   };
@@ -847,10 +980,13 @@ public:
           value = unescaped;
         }
         const field_spec &field = m_fields[f];
-        if (field.kind == field_kind::bytes && value.size() > field.size && !m_format.truncate_strings)
-          return fail(r, s.text.data(), value, field.type_name,
-                      "'" + shorten(value) + "' is longer than the " + field.type_name +
-                          " field (truncate=True cuts it, as numpy does)");
+        if (field.kind == field_kind::bytes && value.size() > field.size) {
+          if (!m_format.truncate_strings)
+            return fail(r, s.text.data(), value, field.type_name,
+                        "'" + shorten(value) + "' is longer than the " + field.type_name + " field: S" +
+                            std::to_string(value.size()) + " holds it (truncate=True cuts it, as numpy does)");
+          cut(done.truncated, r, line, f, s.text.data(), value);
+        }
         if (!detail::convert(field, value, dest + field.offset))
           return fail(r, s.text.data(), value, field.type_name,
                       "could not convert '" + shorten(value) + "' to " + field.type_name);
@@ -862,6 +998,20 @@ public:
   }
 
 private:
+  /// Notes a value cut to its field's width in report.
+  void cut(truncation_report &report, const row &r, std::uint64_t line, std::size_t f, const char *at,
+           std::string_view value) const {
+    if (report.values++ == 0) {
+      report.file = m_source.name();
+      report.line = line;
+      report.column = static_cast<std::uint64_t>(at - r.begin) + 1;
+      report.text = shorten(value);
+      report.field = f;
+      report.widths.assign(m_fields.size(), 0);
+    }
+    report.widths[f] = std::max(report.widths[f], static_cast<std::uint32_t>(value.size()));
+  }
+
   /// A '\r' in an unquoted row that numpy would take for a line end with text after it (not just
   /// empty lines), or nullptr. ndshm reads '\n' and "\r\n" line ends only: such a row is an error,
   /// never silently one row where numpy has two.
@@ -929,6 +1079,23 @@ text_plan plan_rows(const text_source &source, const text_format &format) {
   plan.chunks.resize(cuts.size() - 1);
   std::vector<std::uint64_t> lines(plan.chunks.size());
   const std::uint64_t limit = row_limit(format);
+  // The measured columns (format.measure, all_columns resolved) and, when none counts from the end,
+  // their slots by column for measure_plain_lines.
+  std::vector<std::int64_t> measured = format.measure;
+  if (measured.size() == 1 && measured[0] == all_columns) {
+    measured.resize(head.columns);
+    for (std::size_t c = 0; c < measured.size(); ++c)
+      measured[c] = static_cast<std::int64_t>(c);
+  }
+  std::vector<int> slot_of;
+  if (!measured.empty() && *std::min_element(measured.begin(), measured.end()) >= 0) {
+    slot_of.assign(static_cast<std::size_t>(*std::max_element(measured.begin(), measured.end())) + 1, -1);
+    for (std::size_t k = measured.size(); k-- > 0;)
+      slot_of[static_cast<std::size_t>(measured[k])] = static_cast<int>(k);
+  }
+  std::vector<std::vector<std::uint32_t>> widths(measured.empty() ? 0 : plan.chunks.size(),
+                                                 std::vector<std::uint32_t>(measured.size(), 0));
+  std::vector<std::exception_ptr> failures(plan.chunks.size());
 
   detail::run_queue(plan.threads, plan.chunks.size(), [&](std::size_t i) {
     auto &chunk = plan.chunks[i];
@@ -937,15 +1104,30 @@ text_plan plan_rows(const text_source &source, const text_format &format) {
     const char *stop = cuts[i + 1];
     std::uint64_t rows = 0, count = 0;
     // (With max_rows, rows are counted one by one up to it: a text may be far longer.)
-    auto lines_only = limit == UINT64_MAX ? count_plain_lines(format, q, stop) : std::nullopt;
+    std::optional<std::uint64_t> lines_only;
+    if (limit == UINT64_MAX)
+      lines_only = measured.empty() ? count_plain_lines(format, q, stop)
+                                    : measure_plain_lines(format, q, stop, slot_of, widths[i]);
     if (lines_only) {
       chunk.end = static_cast<std::size_t>(stop - base);
       chunk.rows = lines[i] = *lines_only; // every line a row: no comment, blank line or quote in it
       return;
     }
+    std::vector<span> fields; // (split allocates: kept out of the loop)
     while (q < stop && rows < limit) {
       row r = scan.read(q, stop);
-      rows += scan.blank(r) ? 0 : 1;
+      if (!scan.blank(r)) {
+        ++rows;
+        if (!measured.empty()) {
+          try { // (an unterminated quote: what was split; parsing says what is wrong)
+            scan.split(r, fields);
+          } catch (...) { // (no memory for the fields: rethrown below, out of the threads)
+            failures[i] = std::current_exception();
+            return;
+          }
+          measure_fields(fields, measured, format.quote, widths[i]);
+        }
+      }
       count += r.lines;
       q = r.next;
     }
@@ -954,6 +1136,9 @@ text_plan plan_rows(const text_source &source, const text_format &format) {
     lines[i] = count;
   });
 
+  for (const auto &failure : failures)
+    if (failure)
+      std::rethrow_exception(failure);
   std::uint64_t row = 0, line = head.line;
   for (std::size_t i = 0; i < plan.chunks.size(); ++i) {
     plan.chunks[i].first_row = row;
@@ -963,11 +1148,19 @@ text_plan plan_rows(const text_source &source, const text_format &format) {
   }
   plan.rows = row;
   plan.lines = line - format.first_line;
+  plan.widths.assign(measured.size(), 0);
+  for (const auto &chunk : widths)
+    for (std::size_t k = 0; k < chunk.size(); ++k)
+      plan.widths[k] = std::max(plan.widths[k], chunk[k]);
+  for (std::size_t k = 0; k < measured.size(); ++k) // a column measured twice has one slot_of
+    for (std::size_t j = 0; j < k; ++j)
+      if (measured[j] == measured[k])
+        plan.widths[k] = plan.widths[j] = std::max(plan.widths[j], plan.widths[k]);
   return plan;
 }
 
-void parse_rows(const text_source &source, const text_format &format, const text_plan &plan,
-                std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride) {
+truncation_report parse_rows(const text_source &source, const text_format &format, const text_plan &plan,
+                             std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride) {
   const row_parser parser(source, format, fields, plan.columns, row_stride);
   const char *const base = source.text().data();
   std::vector<row_parser::result> done(plan.chunks.size());
@@ -999,6 +1192,7 @@ void parse_rows(const text_source &source, const text_format &format, const text
   });
   // In file order: the first chunk that stopped says why. A chunk short of memory stopped before its
   // end, where a bad row may stand: a later chunk's error would not be the first in the file.
+  truncation_report truncated;
   for (auto &chunk : done) {
     if (chunk.failure)
       std::rethrow_exception(chunk.failure);
@@ -1006,7 +1200,9 @@ void parse_rows(const text_source &source, const text_format &format, const text
       throw std::bad_alloc();
     if (chunk.error)
       throw *chunk.error;
+    truncated.merge(chunk.truncated);
   }
+  return truncated;
 }
 
 bool parses_in_one_pass(const text_source &source, const text_format &format) {
@@ -1034,6 +1230,7 @@ text_plan parse_one_pass(const text_source &source, const text_format &format,
   plan.columns = head.columns;
   plan.rows = done.rows;
   plan.lines = head.line - format.first_line + done.lines;
+  plan.truncated = std::move(done.truncated);
   return plan;
 }
 
@@ -1059,6 +1256,10 @@ template <class Fn> text_plan for_each_block(text_blocks &blocks, const text_for
       total.columns = plan.columns;
     total.rows += plan.rows;
     total.lines += plan.lines;
+    total.widths.resize(std::max(total.widths.size(), plan.widths.size()), 0);
+    for (std::size_t k = 0; k < plan.widths.size(); ++k)
+      total.widths[k] = std::max(total.widths[k], plan.widths[k]);
+    total.truncated.merge(plan.truncated);
     part.first_line += plan.lines;
     part.skiprows = part.skiprows > plan.lines ? part.skiprows - plan.lines : 0;
   }
@@ -1081,6 +1282,7 @@ text_plan parse_stream(text_blocks &blocks, const text_format &format, std::span
   // inflates on every core in bursts: parsing too (3.1-3.9 s vs 3.8-4.1 s on one, 3 runs each).
   // Runs of bench/parse_bench.cpp FILE.gz 1|2 (quiet moments of this noisy VM: 3.5-3.9 s in others).
   text_format parsing = format;
+  parsing.measure.clear(); // (the widths were found by plan_blocks)
   if (parsing.threads == 0 && !blocks.inflates_in_parallel())
     parsing.threads = std::max(1u, std::thread::hardware_concurrency() - 1);
   auto parse_block = [&](const text_source &source, const text_format &part, std::uint64_t first_row) {
@@ -1089,7 +1291,7 @@ text_plan parse_stream(text_blocks &blocks, const text_format &format, std::span
     if (parses_in_one_pass(source, part)) // one thread: no count before the parse
       return parse_one_pass(source, part, fields, row_stride, block_room);
     text_plan plan = plan_rows(source, part);
-    parse_rows(source, part, plan, fields, block_room(plan.rows * row_stride), row_stride);
+    plan.truncated = parse_rows(source, part, plan, fields, block_room(plan.rows * row_stride), row_stride);
     return plan;
   };
   return for_each_block(blocks, parsing, parse_block);

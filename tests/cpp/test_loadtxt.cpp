@@ -569,6 +569,119 @@ TEST(loadtxt, counting_lines_in_blocks_agrees_with_the_row_scan) {
   }
 }
 
+// The longest values of measured columns: the 64-byte mask pass (delimited, unquoted text) agrees with
+// the row scan (the same text read with a quote character it does not hold), whatever the columns.
+TEST(loadtxt, measured_widths_agree_with_the_row_scan) {
+  random_numbers next(11);
+  const std::vector<std::string> pieces = {"chr1", "", "\r", "chrUn_KI270302v1", "7", "\r\r", " ", "#x",
+                                           std::string(70, 'n'), "HLA-DRB1*15:01:01:01"};
+  const std::vector<std::vector<std::int64_t>> column_sets = {{0}, {1}, {2, 0}, {0, 0}, {-1}, {3}, {all_columns}};
+  for (int i = 0; i < 3000; ++i) {
+    std::string text;
+    auto lines = next() % 40;
+    for (std::uint64_t k = 0; k < lines; ++k) {
+      auto fields = 1 + next() % 4;
+      for (std::uint64_t f = 0; f < fields; ++f)
+        text += (f ? "\t" : "") + pieces[next() % (i % 2 == 0 ? pieces.size() : 5)]; // odd: mostly plain
+      text += next() % 3 == 0 ? "\r\n" : "\n";
+    }
+    if (next() % 2 == 0 && !text.empty())
+      text.pop_back();
+    for (const auto &columns : column_sets) {
+      text_format fast;
+      fast.delimiter = '\t';
+      fast.measure = columns;
+      text_format scan = fast;
+      scan.quote = '"';
+      auto source = text_source::borrow(text, "mem");
+      auto a = plan_rows(source, fast);
+      auto b = plan_rows(source, scan);
+      ASSERT_EQ(a.rows, b.rows) << i;
+      ASSERT_EQ(a.widths, b.widths) << i << " " << columns[0];
+      ASSERT_EQ(a.widths.size(), columns[0] == all_columns ? a.columns : columns.size());
+    }
+  }
+}
+
+TEST(loadtxt, measured_widths_of_a_long_text_on_several_threads) {
+  std::string text;
+  for (int k = 0; k < 200000; ++k)
+    text += (k == 150000 ? "chr1_KI270706v1_random" : k % 7 ? "chr1" : "chrM") + std::string("\t") +
+            std::to_string(k) + "\t0.5\t1\t" + (k == 3 ? "1234567" : "2") + "\n";
+  text_format format;
+  format.delimiter = '\t';
+  format.measure = {0, 4, -1};
+  for (unsigned threads : {1u, 2u}) {
+    format.threads = threads;
+    auto source = text_source::borrow(text, "mem");
+    auto plan = plan_rows(source, format);
+    EXPECT_EQ(plan.rows, 200000u);
+    EXPECT_EQ(plan.widths, (std::vector<std::uint32_t>{22, 7, 7}));
+    EXPECT_EQ(plan.chunks.size(), threads);
+  }
+  const std::string path = ::testing::TempDir() + "ndshm-widths-" + std::to_string(::getpid()) + ".tsv";
+  write_bytes(path, text);
+  const auto split = text.find("chr1_KI");
+  EXPECT_EQ(plan_rows(text_source::open(path), format).widths, (std::vector<std::uint32_t>{22, 7, 7}));
+  EXPECT_EQ(plan_rows(text_source::open(path, 0, split), format).widths, (std::vector<std::uint32_t>{4, 7, 7}));
+  EXPECT_EQ(plan_rows(text_source::open(path, split - 1, UINT64_MAX), format).widths,
+            (std::vector<std::uint32_t>{22, 1, 1}));
+  std::remove(path.c_str());
+  auto gz = write_bgzf(text, 60000);
+  auto blocks = text_blocks::open_gzip(gz, 100000);
+  EXPECT_EQ(plan_blocks(blocks, format).widths, (std::vector<std::uint32_t>{22, 7, 7}));
+  std::remove(gz.c_str());
+}
+
+// Values cut to their S field: counted, the first in file order named, the longest per field, on any
+// number of threads; on one pass and streams too.
+TEST(loadtxt, cut_values_are_reported_in_file_order) {
+  std::string text;
+  for (int k = 0; k < 100000; ++k)
+    text += std::string(k == 70000 ? "chrUn_gl000220" : k % 1000 == 999 ? "chrEBV" : "chr1") + "\t" +
+            (k == 90000 ? "ACGTACGT" : "CG") + "\n";
+  std::vector<field_spec> fields{{field_kind::bytes, 5, 0, false, "S5"}, {field_kind::bytes, 3, 5, false, "S3"}};
+  text_format format;
+  format.delimiter = '\t';
+  format.truncate_strings = true;
+  std::vector<char> out(8 * 100000);
+  for (unsigned threads : {1u, 2u}) {
+    format.threads = threads;
+    auto source = text_source::borrow(text, "t.cov");
+    auto plan = plan_rows(source, format);
+    auto cut = parse_rows(source, format, plan, fields, reinterpret_cast<std::byte *>(out.data()), 8);
+    EXPECT_EQ(cut.values, 100u + 1 + 1);
+    EXPECT_EQ(cut.file, "t.cov");
+    EXPECT_EQ(cut.line, 1000u);
+    EXPECT_EQ(cut.column, 1u);
+    EXPECT_EQ(cut.text, "chrEBV");
+    EXPECT_EQ(cut.field, 0u);
+    EXPECT_EQ(cut.widths, (std::vector<std::uint32_t>{14, 8}));
+    EXPECT_EQ(std::string(out.data() + 8 * 70000, 8), std::string("chrUnCG\0", 8));
+    EXPECT_EQ(std::string(out.data() + 8 * 90000, 8), std::string("chr1\0ACG", 8));
+  }
+  auto source = text_source::borrow(text, "t.cov");
+  std::vector<std::byte> grown;
+  auto plan = parse_one_pass(source, format, fields, 8, test_support::moving_room{grown});
+  EXPECT_EQ(plan.truncated.values, 102u);
+  EXPECT_EQ(plan.truncated.widths, (std::vector<std::uint32_t>{14, 8}));
+  auto gz = write_bgzf(text, 60000);
+  auto blocks = text_blocks::open_gzip(gz, 100000);
+  auto streamed = parse_stream(blocks, format, fields, 8, test_support::moving_room{grown});
+  EXPECT_EQ(streamed.truncated.values, 102u);
+  EXPECT_EQ(streamed.truncated.line, 1000u);
+  EXPECT_EQ(streamed.truncated.widths, (std::vector<std::uint32_t>{14, 8}));
+  std::remove(gz.c_str());
+  format.truncate_strings = false;
+  try {
+    (void)parse_rows(source, format, plan_rows(source, format), fields, reinterpret_cast<std::byte *>(out.data()), 8);
+    ADD_FAILURE() << "no error";
+  } catch (const parse_error &e) {
+    EXPECT_EQ(e.line, 1000u);
+    EXPECT_NE(std::string(e.what()).find("S6 holds it"), std::string::npos) << e.what();
+  }
+}
+
 // Each parsing thread unmaps the file's pages it has parsed (the last unmapping, on one thread, then
 // has little left to do). The text stays readable: a second parse maps the pages again.
 TEST(loadtxt, parsed_file_pages_are_unmapped_and_map_again_when_read) {

@@ -85,5 +85,5 @@ def test_convert_demo_runs_the_main_job(session):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("$ ndshm convert sample0.cov sample1.cov -o coverage.h5")
-    assert "sample0.cov: 20000 rows of [('chr', 'S10')" in result.stdout
+    assert "sample0.cov: 20000 rows of [('chr', 'S5')" in result.stdout  # chr1..chr22
     assert "sample1.cov: 20000 rows" in result.stdout

@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import workers
 from leaks import broker_pids, memfd_holders, wait_exit
 
 import ndshm
@@ -39,7 +40,12 @@ def _files(folder: Path, preset: str, counts=(3000, 5000, 1)) -> list[Path]:
 
 
 def _expected(path: Path, preset: str) -> np.ndarray:
-    return np.atleast_1d(np.loadtxt(path, **ndshm.PRESETS[preset]))
+    """numpy's rows of a preset file, chr as wide as its longest name (ndshm's width)."""
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rt") as f:
+        width = max(
+            (len(line.split("\t")[0]) for line in f if not line.startswith(("#", "track"))), default=1
+        )
+    return np.atleast_1d(np.loadtxt(path, **workers.numpy_preset(preset, width)))
 
 
 @pytest.mark.parametrize("preset", sorted(ndshm.PRESETS))
@@ -113,7 +119,7 @@ def test_h5dump_reads_the_compound_type_field_for_field(tmp_path):
         "H5T_IEEE_F32LE",
     ):
         assert field in dump, field
-    assert '"chr1\\000' in dump  # NUL-padded, as numpy's S10
+    assert "STRSIZE 4;" in dump and '"chr1"' in dump  # as wide as the longest name
 
 
 def test_bad_arguments_say_what_is_wrong(tmp_path):
@@ -205,8 +211,11 @@ def test_a_parse_error_in_a_later_window_names_its_line_in_the_file(tmp_path):
 
 def test_memory_holds_a_few_windows_whatever_the_input_size(tmp_path, session):
     path = tmp_path / "big.tsv"
-    path.write_text("".join(SAMPLES["coverage5"](i) for i in range(1_000_000)))  # 27 MB of text
-    rows_bytes = 1_000_000 * ndshm.PRESETS["coverage5"]["dtype"].itemsize  # 26 MB of output
+    # 37 MB of text, 30 MB of output (chr S14)
+    path.write_text(
+        "".join(SAMPLES["coverage5"](i).replace("chr", "chrUn_gl0002", 1) for i in range(1_000_000))
+    )
+    rows_bytes = 1_000_000 * workers.numpy_preset("coverage5", 14)["dtype"].itemsize
     cap = 6 << 20  # the rows of (2 workers + 1) windows of 1 MiB of text, with room to spare
     out = tmp_path / "out.h5"
     proc = _convert([path, "-o", out, "--format", "coverage5", "--window", "1", "--workers", "2", "--quiet"])
@@ -390,3 +399,64 @@ def test_progress_bar_on_a_terminal_only(tmp_path, session):
         leftover = b""
     os.close(primary)
     assert leftover == b""
+
+
+def _named(names: list[str], rows: int) -> str:
+    return "".join(f"{names[i % len(names)]}\t{i}\t{i % 100}.25\t{i % 7}\t{i % 5}\n" for i in range(rows))
+
+
+def test_convert_keeps_every_name_whole(tmp_path):
+    short, long_ = tmp_path / "short.cov", tmp_path / "long.cov.gz"
+    short.write_text(_named(["chr1", "chrM"], 5000))
+    long_.write_bytes(
+        gzip.compress(_named(["chr2", "chrUn_gl000220", "chr1_KI270706v1_random"], 7000).encode())
+    )
+    big = tmp_path / "big.cov"  # loaded in windows of 20 kB: its one width must hold the name in its last
+    big.write_text(_named(["chr3"], 3000) + _named(["HLA-DRB1*15:01:01:01"], 1))
+    paths = [short, long_, big]
+    per_file = ndshm.to_hdf5(paths, tmp_path / "p.h5", format="coverage5", window=20_000, progress=False)
+    concat = ndshm.to_hdf5(
+        paths, tmp_path / "c.h5", format="coverage5", layout="concat", window=20_000, progress=False
+    )
+    with h5py.File(per_file) as p, h5py.File(concat) as c:
+        assert [p[n].dtype["chr"] for n in ("short.cov", "long.cov", "big.cov")] == ["S4", "S22", "S20"]
+        assert c["data"].dtype["chr"] == "S22"
+        for name, path in zip(("short.cov", "long.cov", "big.cov"), paths, strict=True):
+            want = _expected(path, "coverage5")
+            assert p[name][()].tolist() == want.tolist()
+        assert c["data"]["chr"][-1] == b"HLA-DRB1*15:01:01:01" and c["index"].dtype.names == (
+            "file",
+            "first_row",
+            "rows",
+        )
+        assert c["data"]["chr"][5002] == b"chr1_KI270706v1_random"
+
+
+def test_convert_refuses_a_width_too_short_unless_told_to_cut(tmp_path):
+    path = tmp_path / "x.cov"
+    path.write_text(_named(["chr1", "chr2", "chrUn_KI270302v1"], 10))
+    out = tmp_path / "x.h5"
+    command = [
+        sys.executable,
+        "-m",
+        "ndshm",
+        "convert",
+        str(path),
+        "-o",
+        str(out),
+        "--delimiter",
+        "\\t",
+        "--quiet",
+        "--dtype",
+        "chr:S10,pos:i4,pct:f4,c:i4,t:i4",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 1 and not out.exists()
+    assert f"{path}:3:1: 'chrUn_KI270302v1' is longer than the S10 field: S16 holds it" in result.stderr
+    assert subprocess.run([*command, "--truncate"], capture_output=True, text=True).returncode == 0
+    with h5py.File(out) as h5:
+        assert h5["x.cov"]["chr"][2] == b"chrUn_KI27"  # cut, as numpy cuts
+    widths = [*command[:-1], "chr:S,pos:i4,pct:f4,c:i4,t:i4", "--overwrite"]
+    assert subprocess.run(widths, capture_output=True, text=True).returncode == 0
+    with h5py.File(out) as h5:
+        assert h5["x.cov"].dtype["chr"] == "S16" and h5["x.cov"]["chr"][2] == b"chrUn_KI270302v1"

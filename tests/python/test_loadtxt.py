@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 import ndshm
 from ndshm import _core
 
-COVERAGE = ndshm.PRESETS["coverage5"]["dtype"]
+# the usual dtype of these files
+COVERAGE = np.dtype([("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
 
 
 def _both(source, **kwargs):
@@ -354,8 +355,10 @@ def test_errors_say_what_and_where_and_leave_nothing_behind(session, tmp_path):
         ndshm.loadtxt(path, dtype=COVERAGE, delimiter="\t")
     assert isinstance(info.value, ValueError) and info.value.expected == "float32"
     assert _core.list_segments(session) == []  # no partial array left
-    with pytest.raises(ndshm.ParseError, match="longer than the S10 field"):
-        ndshm.loadtxt(["chromosome_11\t1\t2\t3\t4"], dtype=COVERAGE, delimiter="\t")
+    with pytest.raises(
+        ndshm.ParseError, match="<lines>:1:1: 'chromosome_11' is longer than the S10 field: S13 holds"
+    ):
+        ndshm.loadtxt(["chromosome_11\t1\t2\t3\t4"], dtype=COVERAGE, delimiter="\t", truncate=False)
     with pytest.raises(FileNotFoundError):
         ndshm.loadtxt(tmp_path / "missing.txt")
     (tmp_path / "broken.gz").write_bytes(gzip.compress(b"1 2\n" * 1000)[:-20])
@@ -410,7 +413,7 @@ PRESET_SAMPLES = {
 def test_every_preset_reads_its_format_as_numpy_does(preset, tmp_path):
     path = tmp_path / f"sample.{preset}.gz"
     path.write_bytes(gzip.compress(PRESET_SAMPLES[preset].encode()))
-    expected = np.loadtxt(io.StringIO(PRESET_SAMPLES[preset]), **ndshm.PRESETS[preset])
+    expected = np.loadtxt(io.StringIO(PRESET_SAMPLES[preset]), **workers.numpy_preset(preset, 4))
     got = ndshm.loadtxt(path, **ndshm.PRESETS[preset])
     _assert_same(expected, got)
 
@@ -443,7 +446,7 @@ def test_every_preset_layout_reads_a_long_file_as_numpy_does(preset, tmp_path):
     path = tmp_path / f"long.{preset}"
     path.write_text("".join(_preset_rows(preset, 100_000, seed=len(preset))))
     assert path.stat().st_size > 2 << 20  # (1 MiB per thread at least: two threads parse it)
-    expected = np.loadtxt(path, **ndshm.PRESETS[preset])
+    expected = np.loadtxt(path, **workers.numpy_preset(preset, len("chr22_KI27")))
     for threads in (1, 2):
         _assert_same(expected, ndshm.loadtxt(path, threads=threads, **ndshm.PRESETS[preset]))
 
@@ -503,3 +506,109 @@ def test_byte_range_errors_name_the_line_in_the_whole_file(tmp_path):
         ndshm.loadtxt(packed, byte_range=(0, 10))
     with pytest.raises(ValueError, match="byte offset from 0"):
         ndshm.loadtxt(path, byte_range=(-5, 10))
+
+
+# ------------------------------------------------------------------ string widths
+LONG_NAMES = [
+    "chr1",
+    "chrUn_gl000220",
+    "chrUn_KI270302v1",
+    "chr1_KI270706v1_random",
+    "HLA-DRB1*15:01:01:01",
+    "chrM",
+]
+
+
+def _named_rows(rows: int) -> str:
+    return "".join(
+        f"{LONG_NAMES[i % 6] if i != rows - 7 else 'x' * 40}\t{i}\t{i % 100}.5\t{i % 9}\t1\n"
+        for i in range(rows)
+    )
+
+
+def test_too_short_s_fields_cut_as_numpy_does_with_one_warning(tmp_path, session):
+    path = tmp_path / "named.cov"
+    path.write_text(_named_rows(120_000))  # 2 threads' worth, and the one-pass path on one
+    expected = np.loadtxt(path, dtype=COVERAGE, delimiter="\t")
+    for threads in (1, 2):
+        with pytest.warns(ndshm.TruncationWarning) as caught:
+            got = ndshm.loadtxt(path, dtype=COVERAGE, delimiter="\t", threads=threads)
+        assert len(caught) == 1 and issubclass(ndshm.TruncationWarning, UserWarning)
+        assert str(caught[0].message).startswith(
+            f"{path}:2:1: 'chrUn_gl000220' was cut to the 'chr' field's width, as numpy does; "
+            "80001 value(s) cut in all; chr S40 would hold them all"
+        )
+        _assert_same(expected, got)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            _assert_same(
+                expected, ndshm.loadtxt(path, dtype=COVERAGE, delimiter="\t", threads=threads, truncate=True)
+            )
+        with pytest.raises(
+            ndshm.ParseError, match=r"named.cov:2:1: 'chrUn_gl000220' is longer than the S10 field"
+        ):
+            ndshm.loadtxt(path, dtype=COVERAGE, delimiter="\t", threads=threads, truncate=False)
+    gz = tmp_path / "named.cov.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.warns(ndshm.TruncationWarning, match="named.cov.gz:2:1: 'chrUn_gl000220'"):
+        _assert_same(expected, ndshm.loadtxt(gz, dtype=COVERAGE, delimiter="\t"))
+    begin = len("".join(path.read_text().splitlines(keepends=True)[:60000]))
+    with pytest.warns(ndshm.TruncationWarning, match=r"named.cov:60002:1: 'chrUn_gl000220'"):
+        ndshm.loadtxt(path, dtype=COVERAGE, delimiter="\t", byte_range=(begin, -1))
+    del got
+    assert _core.list_segments(session) == []  # (the failed loads left nothing)
+
+
+@pytest.mark.parametrize("source", ["plain", "gz", "bgzf", "lines", "one thread", "range"])
+def test_s_fields_without_a_size_are_as_wide_as_their_longest_value(source, tmp_path):
+    text = "# track\n" + _named_rows(100_000)
+    path = tmp_path / "named.cov"
+    path.write_text(text)
+    options = {
+        "delimiter": "\t",
+        "dtype": [("chr", "S"), ("pos", "<i4"), ("pct", "<f4"), ("c", "S"), ("t", "u1")],
+    }
+    if source == "gz":
+        path = tmp_path / "named.cov.gz"
+        path.write_bytes(gzip.compress(text.encode()))
+    elif source == "bgzf":
+        path = tmp_path / "named.bgzf.gz"
+        with bgzf.BgzfWriter(path, "wb") as f:
+            f.write(text.encode())
+    elif source == "lines":
+        path = text.splitlines(keepends=True)
+    extra = {"threads": 1} if source == "one thread" else {"byte_range": (0, -1)} if source == "range" else {}
+    got = ndshm.loadtxt(path, **options, **extra)
+    sized = np.dtype([("chr", "S40"), ("pos", "<i4"), ("pct", "<f4"), ("c", "S1"), ("t", "u1")])
+    assert got.dtype == sized
+    _assert_same(np.loadtxt(io.StringIO(text), **{**options, "dtype": sized}), got)
+    preset = ndshm.loadtxt(path, **ndshm.PRESETS["coverage5"], **extra)
+    assert preset.dtype["chr"] == np.dtype("S40") and preset["chr"][-7] == b"x" * 40
+    assert preset.dtype.names == ndshm.PRESETS["coverage5"]["dtype"].names
+
+
+def test_s_without_a_size_elsewhere():
+    # a plain S dtype: the longest value of every column, as numpy gives it
+    rows = ["AAA,5-1", "BBBBB,0-3", "C,4-9"]
+    _assert_same(np.loadtxt(rows, dtype="S", delimiter=","), ndshm.loadtxt(rows, dtype="S", delimiter=","))
+    _assert_same(
+        np.loadtxt(rows, dtype="S", delimiter=",", usecols=1),
+        ndshm.loadtxt(rows, dtype="S", delimiter=",", usecols=1),
+    )
+    got = ndshm.loadtxt(rows, dtype=[("b", "S"), ("a", "S")], delimiter=",", usecols=(1, 0))
+    assert got.dtype == np.dtype([("b", "S3"), ("a", "S5")]) and got[1].tolist() == (b"0-3", b"BBBBB")
+    # numpy parses (converters): the width still comes from the text's plan when no converter touches it
+    conv = ndshm.loadtxt(rows, dtype=[("a", "S"), ("b", "f8")], delimiter=",", converters={1: lambda s: 1.0})
+    assert conv.dtype == np.dtype([("a", "S"), ("b", "f8")])  # (not a path: numpy's own b'')
+
+
+def test_s_widths_through_numpy_s_parser_for_a_file(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("chrUn_gl000220,1\nchr1,2\n")
+    got = ndshm.loadtxt(
+        path, dtype=[("a", "S"), ("b", "f8")], delimiter=",", converters={1: lambda s: float(s) * 2}
+    )
+    assert got.dtype == np.dtype([("a", "S14"), ("b", "f8")]) and got.tolist() == [
+        (b"chrUn_gl000220", 2.0),
+        (b"chr1", 4.0),
+    ]

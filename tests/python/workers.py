@@ -9,7 +9,17 @@ import numpy as np
 
 import ndshm
 
-COVERAGE = ndshm.PRESETS["coverage5"]["dtype"]
+# the usual dtype of these files
+COVERAGE = np.dtype([("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
+
+
+def numpy_preset(preset: str, chr_width: int) -> dict:
+    """A preset's loadtxt options for numpy.loadtxt, chr given the width ndshm finds from the data
+    (numpy gives a structure's S field without a size b'')."""
+    options = ndshm.PRESETS[preset]
+    dtype = options["dtype"]
+    sized = [(n, f"S{chr_width}" if n == "chr" else dtype.fields[n][0]) for n in dtype.names]
+    return {**options, "dtype": np.dtype(sized)}
 
 
 def coverage_rows(n: int, seed: int) -> np.ndarray:
