@@ -26,6 +26,9 @@ class TruncationWarning(UserWarning):
 TruncationWarning.__module__ = "ndshm"
 
 
+# numpy's own, taken at import: code that puts ndshm.loadtxt in numpy.loadtxt's place (numpy's test
+# suite run against ndshm, tests/python/test_numpy_suite.py) still falls back to numpy's parser
+_NUMPY_LOADTXT = np.loadtxt
 _KINDS = {"i": 0, "u": 1, "f": 2, "b": 3, "S": 4}
 _BIG_ENDIAN_HOST = np.little_endian is False
 
@@ -451,7 +454,7 @@ def _in_whole_file(error: Exception, path: str, begin: int) -> Exception:
 
 def _numpy_fallback(fname, dtype, comments, delimiter, converters, skiprows, usecols, unpack, ndmin,
                     encoding, max_rows, quotechar, shared):  # fmt: skip
-    result = np.loadtxt(
+    result = _NUMPY_LOADTXT(
         fname, dtype=dtype, comments=comments, delimiter=delimiter, converters=converters,
         skiprows=skiprows, usecols=usecols, unpack=unpack, ndmin=ndmin, encoding=encoding,
         max_rows=max_rows, quotechar=quotechar,
