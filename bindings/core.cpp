@@ -21,6 +21,8 @@ namespace nb = nanobind;
 using namespace nb::literals;
 using release_gil = nb::call_guard<nb::gil_scoped_release>;
 
+void bind_codecs(nb::module_ &m); // bindings/codecs.cpp: HDF5 read-back
+
 namespace {
 
 PyObject *g_segment_not_found = nullptr;
@@ -336,6 +338,7 @@ NB_MODULE(_core, m) {
                               nb::tuple(nb::cast(h.strides)), h.descr);
       },
       "text"_a, "Splits a handle into (session, name, ticket, offset, itemsize, shape, strides, descr).");
+  bind_codecs(m);
   m.def(
       "format_handle",
       [](std::string session, std::string name, std::uint64_t ticket, std::uint64_t offset, std::uint64_t itemsize,

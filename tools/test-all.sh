@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! dpkg -s libgtest-dev cmake g++ zlib1g-dev libisal-dev hdf5-tools >/dev/null 2>&1; then
+if ! dpkg -s libgtest-dev cmake g++ zlib1g-dev libisal-dev libdeflate-dev libzstd-dev libblosc-dev liblzf-dev hdf5-tools >/dev/null 2>&1; then
   ${SUDO:-} apt-get update -qq
-  ${SUDO:-} apt-get install -y -qq g++ cmake libgtest-dev zlib1g-dev libisal-dev hdf5-tools >/dev/null
+  ${SUDO:-} apt-get install -y -qq g++ cmake libgtest-dev zlib1g-dev libisal-dev libdeflate-dev libzstd-dev libblosc-dev liblzf-dev \
+    hdf5-tools >/dev/null
 fi
 python3 -m pip install -q ".[test]"
 

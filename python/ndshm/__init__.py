@@ -11,6 +11,7 @@ from ._core import BrokerError, ParseError, SegmentNotFoundError
 from ._loadtxt import TruncationWarning, loadtxt
 from ._shared_memory import SharedMemory
 from .hdf5 import to_hdf5
+from .hdf5_read import ChunkError, read_hdf5
 from .presets import PRESETS
 
 _core.set_broker_path(str(Path(__file__).with_name("ndshm-broker")))
@@ -23,6 +24,7 @@ except PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "BrokerError",
+    "ChunkError",
     "PRESETS",
     "ParseError",
     "SegmentNotFoundError",
@@ -34,6 +36,7 @@ __all__ = [
     "handle",
     "is_shared",
     "loadtxt",
+    "read_hdf5",
     "segment_of",
     "share",
     "to_hdf5",
