@@ -84,4 +84,23 @@ private:
   std::unique_ptr<state> m;
 };
 
+/// Applies a pipeline to chunks as HDF5 would write them (chunks compressed on all cores, then written
+/// with H5Dwrite_chunk), on one thread.
+class chunk_encoder {
+public:
+  chunk_encoder();
+  chunk_encoder(chunk_encoder &&) noexcept;
+  chunk_encoder &operator=(chunk_encoder &&) noexcept;
+  ~chunk_encoder();
+
+  /// Encodes in through pipeline (first to last) into out; returns the chunk's filter mask: bit i set
+  /// where an optional filter (lzf) did not shrink the data and was skipped, as HDF5 does. Throws
+  /// std::invalid_argument for a filter this build does not encode or bad filter values.
+  std::uint32_t encode(std::span<const filter> pipeline, std::span<const std::byte> in, std::vector<std::byte> &out);
+
+private:
+  struct state;
+  std::unique_ptr<state> m;
+};
+
 } // namespace ndshm

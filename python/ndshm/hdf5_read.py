@@ -65,9 +65,6 @@ class _Reader:
     def __init__(self, path: str, ds: Any, fields: Any) -> None:
         self.path, self.ds, self.name = path, ds, ds.name
         base = ds.dtype
-        if base.hasobject:
-            raise TypeError(f"{path}:{self.name} holds variable-length data ({base}); only fixed-size types "
-                            "can live in shared memory")  # fmt: skip
         self.extract = fields if isinstance(fields, str) else None
         self.copies: list[tuple[int, int, int]] = []  # (from, to, size) bytes of each element
         if fields is None:
@@ -78,11 +75,17 @@ class _Reader:
                 raise ValueError(f"{path}:{self.name} is of type {base}, which has no fields")
             missing = [n for n in names if n not in base.names]
             if missing or not names:
-                raise ValueError(f"{path}:{self.name} has no field {', '.join(map(repr, missing)) or '(none asked)'}"
-                                 f"; its fields: {', '.join(base.names)}")  # fmt: skip
+                asked = ", ".join(map(repr, missing)) or "(none asked)"
+                known = ", ".join(base.names)
+                raise ValueError(f"{path}:{self.name} has no field {asked}; its fields: {known}")
             # packed, in the order asked: what h5py's ds.fields(names) gives
             self.dtype = np.dtype([(n, base.fields[n][0]) for n in names])
-            self.copies = [(base.fields[n][1], self.dtype.fields[n][1], base.fields[n][0].itemsize) for n in names]
+            self.copies = [
+                (base.fields[n][1], self.dtype.fields[n][1], base.fields[n][0].itemsize) for n in names
+            ]
+        if self.dtype.hasobject:
+            raise TypeError(f"{path}:{self.name} holds variable-length data ({self.dtype}); only fixed-size "
+                            "types can live in shared memory (pick other fields)")  # fmt: skip
         self.dtype = _plain(self.dtype)
         _check_dtype(self.dtype)
 
@@ -105,9 +108,13 @@ class _Reader:
             if out.nbytes:
                 self._decode(out, begin, end, threads)
         except ChunkError as error:
-            del out  # the segment goes now, not with the traceback
-            raise self._chunk_error(error, begin, end) from None
-        return self._finish(out)
+            # the segment goes now, not with the traceback's frames (raised outside: no context kept)
+            error.__traceback__ = None
+            del out
+            failure = self._chunk_error(error)
+        else:
+            return self._finish(out)
+        raise failure
 
     def _finish(self, out: np.ndarray) -> np.ndarray:
         return out[self.extract] if self.extract is not None else out
@@ -119,6 +126,8 @@ class _Reader:
         import h5py
 
         ds, plist = self.ds, self.ds.id.get_create_plist()
+        if ds.dtype.hasobject:  # variable-length members: their bytes in the file are heap references
+            return False
         try:
             if h5py.h5t.py_create(ds.dtype) != ds.id.get_type():
                 return False
@@ -134,7 +143,10 @@ class _Reader:
     @functools.cached_property
     def pipeline(self) -> list[tuple[int, list[int]]]:
         plist = self.ds.id.get_create_plist()
-        return [(code, list(values)) for code, _flags, values, _name in map(plist.get_filter, range(plist.get_nfilters()))]
+        return [
+            (code, list(values))
+            for code, _flags, values, _name in map(plist.get_filter, range(plist.get_nfilters()))
+        ]
 
     def _decode(self, out: np.ndarray, begin: int, end: int, threads: int) -> None:
         import h5py
@@ -162,8 +174,9 @@ class _Reader:
         sizes = [c.size for c in chunks]
         masks = [c.filter_mask for c in chunks]
         origins = [x for c in chunks for x in c.chunk_offset]
-        _core.read_chunked(self.path, shape, list(ds.chunks), itemsize, begin, end, self.pipeline, offsets, sizes,
-                           masks, origins, self.copies, out_itemsize, address, nbytes, threads)  # fmt: skip
+        _core.read_chunked(self.path, shape, list(ds.chunks), itemsize, begin, end, self.pipeline,
+                           offsets, sizes, masks, origins, self.copies, out_itemsize, address, nbytes,
+                           threads)  # fmt: skip
 
     def _fill(self, out: np.ndarray) -> None:
         """Sets out to the fill value HDF5 reads where nothing was written (zeros, as h5py's own
@@ -180,7 +193,7 @@ class _Reader:
         if value.tobytes().strip(b"\0"):
             out[...] = value
 
-    def _chunk_error(self, error: Exception, begin: int, end: int) -> ChunkError:
+    def _chunk_error(self, error: Any) -> ChunkError:
         chunk = self.chunks[error.chunk]
         message = (f"{self.path}: dataset {self.name}: chunk at {tuple(chunk.chunk_offset)} (file offset "
                    f"{chunk.byte_offset}, {chunk.size} bytes): {error.reason}")  # fmt: skip
@@ -198,9 +211,12 @@ class _Reader:
             if out.size:
                 self.ds.read_direct(out, source_sel=selection if shape else None)
         except OSError as error:
-            del out  # the segment goes now, not with the traceback
-            raise OSError(f"{self.path}: dataset {self.name}: {error}") from error
-        return out
+            error.__traceback__ = None  # its frames hold the array: the segment goes now
+            del out
+            failure = OSError(f"{self.path}: dataset {self.name}: {error}")
+        else:
+            return out
+        raise failure
 
 
 def _plain(dtype: np.dtype) -> np.dtype:

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 
 #include <zlib.h>
 #if NDSHM_HAVE_LIBDEFLATE
@@ -24,6 +25,9 @@
 
 namespace ndshm {
 namespace {
+
+// Scratch beyond the chunk size: room for the checksums of fletcher32 steps that come before others.
+constexpr std::size_t slack = 4 * 32;
 
 struct produced {
   decode_status status = decode_status::ok;
@@ -285,8 +289,8 @@ chunk_decoder::~chunk_decoder() = default;
 
 void chunk_decoder::reserve(std::size_t chunk_bytes) {
   for (auto &buffer : m->scratch)
-    if (buffer.size() < chunk_bytes)
-      buffer.resize(chunk_bytes);
+    if (buffer.size() < chunk_bytes + slack)
+      buffer.resize(chunk_bytes + slack);
 }
 
 decode_result chunk_decoder::decode(std::span<const filter> pipeline, std::uint32_t filter_mask,
@@ -301,15 +305,12 @@ decode_result chunk_decoder::decode(std::span<const filter> pipeline, std::uint3
         return {decode_status::unsupported, pipeline[i].id};
       steps[count++] = static_cast<std::uint32_t>(i);
     }
-  // The last step that writes bytes writes straight into out.
-  std::size_t last_writer = count;
+  // The last step writes straight into out when it writes bytes (a checksum step only drops its 4).
+  const std::size_t direct = count && pipeline[steps[count - 1]].id != filter_id::fletcher32 ? count - 1 : count;
+  std::size_t into_scratch = 0;
   for (std::size_t k = 0; k < count; ++k)
-    if (pipeline[steps[k]].id != filter_id::fletcher32)
-      last_writer = k;
-  std::size_t writers = 0;
-  for (std::size_t k = 0; k < count; ++k)
-    writers += pipeline[steps[k]].id != filter_id::fletcher32;
-  if (writers > 1 && (m->scratch[0].size() < want || m->scratch[1].size() < want))
+    into_scratch += k != direct && pipeline[steps[k]].id != filter_id::fletcher32;
+  if (into_scratch && (m->scratch[0].size() < want + slack || m->scratch[1].size() < want + slack))
     return {decode_status::unsupported, 0}; // reserve() was not called: never allocate here
 
   std::span<const std::byte> current = in;
@@ -329,8 +330,7 @@ decode_result chunk_decoder::decode(std::span<const filter> pipeline, std::uint3
       current = body;
       continue;
     }
-    std::span<std::byte> target =
-        k == last_writer ? out : std::span<std::byte>(m->scratch[flip].data(), want);
+    std::span<std::byte> target = k == direct ? out : std::span<std::byte>(m->scratch[flip]);
     flip ^= 1;
     produced r;
     switch (f.id) {
@@ -357,6 +357,99 @@ decode_result chunk_decoder::decode(std::span<const filter> pipeline, std::uint3
   if (current.data() != out.data())
     std::memcpy(out.data(), current.data(), want);
   return {};
+}
+
+struct chunk_encoder::state {
+  std::vector<std::byte> scratch;
+};
+
+chunk_encoder::chunk_encoder() : m(std::make_unique<state>()) {}
+chunk_encoder::chunk_encoder(chunk_encoder &&) noexcept = default;
+chunk_encoder &chunk_encoder::operator=(chunk_encoder &&) noexcept = default;
+chunk_encoder::~chunk_encoder() = default;
+
+std::uint32_t chunk_encoder::encode(std::span<const filter> pipeline, std::span<const std::byte> in,
+                                    std::vector<std::byte> &out) {
+  if (pipeline.size() > 32)
+    throw std::invalid_argument("ndshm: more than 32 filters");
+  std::vector<std::byte> current(in.begin(), in.end());
+  std::uint32_t mask = 0;
+  auto value = [](const filter &f, std::size_t i, std::uint32_t otherwise) {
+    return i < f.values.size() ? f.values[i] : otherwise;
+  };
+  for (std::size_t i = 0; i < pipeline.size(); ++i) {
+    const filter &f = pipeline[i];
+    auto &next = m->scratch;
+    switch (f.id) {
+    case filter_id::shuffle:
+      next.resize(current.size());
+      shuffle(current.data(), next.data(), current.size(), value(f, 0, 1));
+      break;
+    case filter_id::fletcher32: {
+      const std::uint32_t sum = fletcher32(current);
+      next.assign(current.begin(), current.end());
+      for (int b = 0; b < 4; ++b)
+        next.push_back(static_cast<std::byte>(sum >> (8 * b)));
+      break;
+    }
+    case filter_id::deflate: {
+      uLongf size = compressBound(static_cast<uLong>(current.size()));
+      next.resize(size);
+      if (compress2(reinterpret_cast<Bytef *>(next.data()), &size, reinterpret_cast<const Bytef *>(current.data()),
+                    static_cast<uLong>(current.size()), static_cast<int>(value(f, 0, 6))) != Z_OK)
+        throw std::invalid_argument("ndshm: deflate level " + std::to_string(value(f, 0, 6)) + " is not 0-9");
+      next.resize(size);
+      break;
+    }
+#if NDSHM_HAVE_ZSTD
+    case filter_id::zstd: {
+      next.resize(ZSTD_compressBound(current.size()));
+      const std::size_t n = ZSTD_compress(next.data(), next.size(), current.data(), current.size(),
+                                          static_cast<int>(value(f, 0, 3)));
+      if (ZSTD_isError(n))
+        throw std::invalid_argument(std::string("ndshm: zstd: ") + ZSTD_getErrorName(n));
+      next.resize(n);
+      break;
+    }
+#endif
+#if NDSHM_HAVE_BLOSC
+    case filter_id::blosc: {
+      // hdf5plugin's values: filter version, blosc version, type size, chunk bytes, level, shuffle, compressor
+      const char *compressor = nullptr;
+      if (blosc_compcode_to_compname(static_cast<int>(value(f, 6, 0)), &compressor) < 0)
+        throw std::invalid_argument("ndshm: blosc compressor " + std::to_string(value(f, 6, 0)) + " is unknown");
+      next.resize(current.size() + BLOSC_MAX_OVERHEAD);
+      const int n = blosc_compress_ctx(static_cast<int>(value(f, 4, 5)), static_cast<int>(value(f, 5, 1)),
+                                       value(f, 2, 1), current.size(), current.data(), next.data(), next.size(),
+                                       compressor, 0, 1);
+      if (n <= 0)
+        throw std::invalid_argument("ndshm: blosc could not compress a chunk");
+      next.resize(static_cast<std::size_t>(n));
+      break;
+    }
+#endif
+#if NDSHM_HAVE_LZF
+    case filter_id::lzf: {
+      next.resize(current.size());
+      const unsigned n = current.empty() ? 0
+                                         : lzf_compress(current.data(), static_cast<unsigned>(current.size()),
+                                                        next.data(), static_cast<unsigned>(next.size()));
+      if (n == 0) { // no gain: h5py's lzf filter fails, and HDF5 skips an optional filter that fails
+        mask |= 1u << i;
+        continue;
+      }
+      next.resize(n);
+      break;
+    }
+#endif
+    default:
+      throw std::invalid_argument(std::string("ndshm: ") + filter_name(f.id) + " (filter " + std::to_string(f.id) +
+                                  ") is not encoded by this build");
+    }
+    current.swap(next);
+  }
+  out.swap(current);
+  return mask;
 }
 
 } // namespace ndshm
