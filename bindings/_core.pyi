@@ -109,4 +109,19 @@ def parse_handle(text: str) -> tuple:
     Splits a handle into (session, name, ticket, offset, itemsize, shape, strides, descr).
     """
 
+def decoded_filters() -> list[int]:
+    """
+    HDF5 filter ids this build decodes itself (the others are read through h5py).
+    """
+
+def read_chunked(path: str, shape: Sequence[int], chunk: Sequence[int], itemsize: int, row_begin: int, row_end: int, filters: Sequence[tuple[int, Sequence[int]]], offsets: Sequence[int], sizes: Sequence[int], masks: Sequence[int], origins: Sequence[int], fields: Sequence[tuple[int, int, int]], out_itemsize: int, address: int, nbytes: int, threads: int) -> None:
+    """
+    Reads and decodes stored chunks (file offsets, sizes, filter masks, origins flattened) of rows [row_begin, row_end) into the buffer at address; fields: (from, to, size) bytes of each element (empty: all of it). Raises ChunkError for a bad chunk.
+    """
+
+def read_contiguous(path: str, file_offset: int, shape: Sequence[int], itemsize: int, row_begin: int, row_end: int, fields: Sequence[tuple[int, int, int]], out_itemsize: int, address: int, nbytes: int, threads: int) -> None:
+    """
+    Reads rows [row_begin, row_end) of a contiguous dataset stored from file_offset into the buffer at address.
+    """
+
 def format_handle(session: str, name: str, ticket: int, offset: int, itemsize: int, shape: Sequence[int], strides: Sequence[int], descr: str) -> str: ...

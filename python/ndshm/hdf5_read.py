@@ -103,7 +103,7 @@ class _Reader:
         out_shape = (count, *shape[1:])
         if step != 1 or not self._fast():
             return self._finish(self._through_h5py(out_shape, np.s_[begin:end:step]))
-        out = _new(out_shape, self.dtype, populate=False)
+        out = _new(out_shape, self.dtype)  # every page allocated now, on all cores (huge where it can)
         try:
             if out.nbytes:
                 self._decode(out, begin, end, threads)
