@@ -227,13 +227,22 @@ def _ranges_work(fname: Any, parts: tuple | None, max_rows: int | None) -> bool:
     return plain and parts is not None and not parts[2] and max_rows is None
 
 
+def _parser_for(options: dict) -> tuple | None:
+    """_own_parser for loadtxt's keywords as a dict."""
+    get = options.get
+    return _own_parser(get("dtype", float), get("comments", "#"), get("delimiter"), get("converters"),
+                       get("skiprows", 0), get("usecols"), get("max_rows"), get("quotechar"),
+                       get("like"))  # fmt: skip
+
+
+def native(options: dict) -> bool:
+    """Whether loadtxt(path, **options) parses with ndshm's C++ threads (the GIL released), not numpy's."""
+    return _parser_for(options) is not None
+
+
 def splittable(fname: Any, options: dict) -> bool:
     """Whether loadtxt(fname, byte_range=..., **options) can read fname in ranges."""
-    get = options.get
-    parts = _own_parser(get("dtype", float), get("comments", "#"), get("delimiter"), get("converters"),
-                        get("skiprows", 0), get("usecols"), get("max_rows"), get("quotechar"),
-                        get("like"))  # fmt: skip
-    return _ranges_work(fname, parts, get("max_rows"))
+    return _ranges_work(fname, _parser_for(options), options.get("max_rows"))
 
 
 def string_widths(paths: list[str], options: dict) -> list[int] | None:

@@ -168,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     cv = sub.add_parser(
         "convert",
         help="load text files in parallel and write them into one HDF5 file",
-        description="Loads every INPUT with ndshm.loadtxt in worker processes (arrays handed over in "
-        "shared memory) and writes one HDF5 file, readable by stock h5py. The output appears only when "
+        description="Loads every INPUT with ndshm.loadtxt (its C++ threads in this process, one file "
+        "ahead of the writer) and writes one HDF5 file, readable by stock h5py. The output appears only when "
         "complete; an interrupted run leaves an existing OUTPUT untouched and no temporary file.",
     )
     cv.add_argument("inputs", nargs="+", metavar="INPUT", help="text files (.gz, .bz2, .xz too)")
@@ -192,8 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cut strings too long for an explicit S width (numpy's way; default: an error)",
     )
-    cv.add_argument("--workers", type=int, help="loading processes (default: one per file, at most cores)")
-    cv.add_argument("--threads", type=int, help="parsing threads per worker (default: cores / workers)")
+    cv.add_argument(
+        "--workers",
+        type=int,
+        help="load in this many worker processes (default: none, threads in this process; processes only "
+        "for loads numpy's parser must do, one per file, at most cores)",
+    )
+    cv.add_argument(
+        "--threads", type=int, help="parsing threads per load (default: all cores; cores / workers each)"
+    )
     cv.add_argument(
         "--scheduler",
         metavar="ADDRESS",

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from . import _array
-from .hdf5 import Loaded, _load
+from ._loading import Loaded, load
 
 __all__ = ["Piece", "SharedResults", "node_id"]
 
@@ -95,6 +95,13 @@ class SharedResults(WorkerPlugin):  # type: ignore[misc,valid-type]
             _held.clear()
 
 
+def dask_runner(executor: Any, threads: int | None) -> DaskRunner | None:
+    """The runner for a run on executor when it is a dask.distributed Client (or its executor), else
+    None: ndshm._loading's plug-in point for Dask."""
+    client = client_of(executor)
+    return None if client is None else DaskRunner(client, threads)
+
+
 def client_of(executor: Any):
     """The distributed.Client behind executor (a Client or client.get_executor()), or None."""
     from distributed import Client
@@ -113,7 +120,7 @@ def _load_on_worker(path: str, options: dict, workers_per_host: dict[str, int]) 
     worker = get_worker()
     if options.get("threads") is None:  # the node's cores, shared among its workers
         options = {**options, "threads": max(1, (os.cpu_count() or 1) // workers_per_host.get(worker.ip, 1))}
-    array = _load(path, options)
+    array = load(path, options)
     key = worker.get_current_task()
     with _held_lock:
         _held[key] = array

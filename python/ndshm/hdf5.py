@@ -11,14 +11,12 @@ from __future__ import annotations
 import concurrent.futures as cf
 import functools
 import json
-import multiprocessing as mp
 import os
 import re
 import sys
 import time
 import zlib
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -26,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _forkserver_guard as guard
-from ._forkserver_guard import die_with_parent
-from ._loadtxt import COMPRESSED, loadtxt, splittable, string_widths, with_widths
+from ._loading import Loaded, Pipeline, Windowed, runner_for, windows
+from ._loadtxt import COMPRESSED, string_widths, with_widths
 from .presets import PRESETS
 
 __all__ = ["parse_dtype_spec", "to_hdf5"]
@@ -36,7 +33,7 @@ __all__ = ["parse_dtype_spec", "to_hdf5"]
 CHUNK_BYTES = 1 << 20  # 1 MiB chunks: HDF5's advice is 10 KiB-1 MiB; larger chunks compress faster
 BLOCK_BYTES = 32 << 20  # rows fetched from another node come in pieces of about this size
 # A plain input larger than this is loaded in windows of this many bytes of text, appended to its dataset
-# as they come: memory stays about (workers + 1) windows' rows whatever the input's size.
+# as they come: memory stays about two windows' rows (workers + 1 with processes) whatever the input's size.
 WINDOW_BYTES = 256 << 20
 
 
@@ -69,13 +66,6 @@ def _dataset_names(paths: Sequence[Path]) -> tuple[list[str], list[str]]:
         seen.add(name)
         names.append(name)
     return names, notes
-
-
-def _load(path: str, options: dict) -> np.ndarray:
-    """Runs in a worker process: the array comes back as an ndshm handle, never by value. Rows stay
-    a dimension even for one-row files (records: 1-d; plain numbers: rows x columns)."""
-    structured = np.dtype(options.get("dtype", float)).names is not None
-    return loadtxt(path, ndmin=1 if structured else 2, **options)
 
 
 BLOSC_CODECS = ("blosclz", "lz4", "lz4hc", "zlib", "zstd")
@@ -142,7 +132,7 @@ def _write_gzip_chunks(dataset, array: np.ndarray, start: int, level: int, pool:
 
 def _attributes(path: Path, rows: int, dtype: np.dtype, options: dict) -> dict[str, Any]:
     stat = path.stat()
-    shown = {k: (v.descr if isinstance(v, np.dtype) else v) for k, v in options.items() if k != "threads"}
+    shown = {k: (v.descr if isinstance(v, np.dtype) else v) for k, v in options.items()}
     return {
         "source": str(path.resolve()),
         "source_size": stat.st_size,
@@ -152,64 +142,6 @@ def _attributes(path: Path, rows: int, dtype: np.dtype, options: dict) -> dict[s
         "loadtxt_options": json.dumps(shown, default=str),
         "ndshm_version": _version(),
     }
-
-
-class Loaded:
-    """One loaded input as the writer sees it: its shape, dtype and rows in blocks. Here the whole
-    array is mapped in this process; ndshm.cluster adds one whose rows are fetched from another node."""
-
-    def __init__(self, array: np.ndarray) -> None:
-        self.array = array
-        self.shape, self.dtype = array.shape, array.dtype
-
-    def blocks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
-        """(first row, rows) pieces of at most `rows` rows, in order (here: one piece)."""
-        yield 0, self.array
-
-    def close(self) -> None:
-        self.array = None  # the last reference to the shared array in this process
-
-
-class _ProcessRunner:
-    """Loads inputs in worker processes of a concurrent.futures executor; the arrays come back as
-    ndshm handles. Without an executor: a process pool of its own (forkserver)."""
-
-    def __init__(self, executor: cf.Executor | None, workers: int) -> None:
-        self.own = executor is None
-        self.slots = workers  # loads that run at once
-        if executor is None:
-            # forkserver: workers do not inherit this process's threads or open HDF5 state. The fork
-            # server and the workers die with this process, whatever kills it (see _forkserver_guard).
-            context = mp.get_context("forkserver")
-            context.set_forkserver_preload(["ndshm._forkserver_guard", "ndshm"])
-            executor = cf.ProcessPoolExecutor(
-                workers, mp_context=context, initializer=die_with_parent, initargs=(_forkserver_pid(),)
-            )
-        self.executor = executor
-
-    def submit(self, path: Path, options: dict) -> cf.Future:
-        return self.executor.submit(_load, str(path), options)
-
-    def take(self, future: cf.Future) -> Loaded:
-        return Loaded(future.result())
-
-    def cancel(self, futures: Iterable[Any]) -> None:
-        for future in futures:
-            future.cancel()
-
-    def close(self) -> None:
-        if self.own:
-            self.executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _runner(executor: Any, workers: int, threads: int | None):
-    if executor is not None and "distributed" in sys.modules:
-        from .cluster import DaskRunner, client_of
-
-        client = client_of(executor)
-        if client is not None:
-            return DaskRunner(client, threads)
-    return _ProcessRunner(executor, workers)
 
 
 @functools.cache
@@ -286,7 +218,7 @@ def to_hdf5(
     on_progress: Callable[[str], None] | None = None,
     **loadtxt_options: Any,
 ) -> Path:
-    """Loads every input with ndshm.loadtxt in worker processes and writes one HDF5 file.
+    """Loads every input with ndshm.loadtxt and writes one HDF5 file.
 
     layout="per-file": one dataset per input, named after the file, with attributes (source path,
     size, mtime, rows, dtype, loadtxt options, ndshm version). layout="concat": dataset "data" with
@@ -295,11 +227,14 @@ def to_hdf5(
     through hdf5plugin, which readers import too).
     A plain input larger than `window` bytes is loaded in windows of that size (ndshm.loadtxt's
     byte_range) appended to its dataset as they come, so that memory holds the rows of about
-    workers + 1 windows, whatever the input's size (.gz/.bz2/.xz inputs, converters, quotechar and
-    max_rows load whole). executor: a concurrent.futures executor or a dask.distributed Client
-    instead of ndshm's own process pool. on_progress, if given, is called with a line as loading
-    begins and as each input is written. The file appears at output only when complete. Returns
-    output as a Path.
+    two windows (workers + 1 with workers=), whatever the input's size (.gz/.bz2/.xz inputs,
+    converters, quotechar and max_rows load whole).
+    Loads run in this process on ndshm.loadtxt's threads (`threads`, default all cores), one ahead
+    of the writer; in `workers` worker processes (`threads` each, default cores / workers) when
+    workers is given or when numpy's parser must load (e.g. converters); or on `executor`, a
+    concurrent.futures executor or a dask.distributed Client. on_progress, if given, is called with
+    a line as loading begins and as each input is written. The file appears at output only when
+    complete. Returns output as a Path.
     """
     if window < 1:
         raise ValueError(f"window must be a positive number of bytes, not {window}")
@@ -322,8 +257,6 @@ def to_hdf5(
     options.setdefault("truncate", False)  # an archive keeps every name whole, or says why not
     filter_name, level = _compression(compression)
     cores = os.cpu_count() or 1
-    workers = workers or max(1, min(len(paths), cores))
-    options["threads"] = threads or max(1, cores // workers)  # a Dask run decides on each worker
     names, notes = _dataset_names(paths)
     for note in notes:
         (on_note or (lambda s: print(s, file=sys.stderr)))(note)
@@ -335,7 +268,7 @@ def to_hdf5(
     bar = None
     pipeline = None
     try:
-        runner = _runner(executor, workers, threads)
+        runner = runner_for(executor, workers, threads, options, len(paths))
     except BaseException:
         out.close()
         raise
@@ -345,20 +278,20 @@ def to_hdf5(
 
             bar = tqdm(total=sum(sizes), unit="B", unit_scale=True, desc=target.name, file=sys.stderr)
             rows_done, started = 0, time.perf_counter()
-        windows = [_windows(p, options, window) for p in paths]
+        ranges = [windows(p, options, window) for p in paths]
         # An S field without a size: each input's own widths when it is loaded whole into a dataset of
         # its own; rows written in pieces (windows, concat) need theirs before the first write.
         if layout == "concat":
             per_input = [with_widths(options, string_widths(paths, options))] * len(paths)
         else:
             per_input = [options if len(ws) == 1 else with_widths(options, string_widths([p], options))
-                         for p, ws in zip(paths, windows, strict=True)]  # fmt: skip
+                         for p, ws in zip(paths, ranges, strict=True)]  # fmt: skip
         jobs = ((p.resolve(), o if w is None else {**o, "byte_range": w})
-                for p, ws, o in zip(paths, windows, per_input, strict=True) for w in ws)  # fmt: skip
+                for p, ws, o in zip(paths, ranges, per_input, strict=True) for w in ws)  # fmt: skip
         # as many loads as run at once: one more held a finished window in a Dask worker and did not make
         # the local pool faster (two runs each of `bench/bench_dask.py --one dask|local`: Dask peak
         # 979-996 MiB with one more, 808 without; local 11.5-13.0 s either way)
-        pipeline = _Pipeline(runner, jobs, ahead=runner.slots)
+        pipeline = Pipeline(runner, jobs, ahead=runner.slots)
         if on_progress is not None:
             on_progress(f"loading {len(paths)} input(s), {sum(sizes) / 1e6:.1f} MB of text")
         # HDF5 2.x resolves file names to real paths, which an unnamed file has not: hand it the file.
@@ -368,7 +301,7 @@ def to_hdf5(
             writer = _Writer(h5, layout, len(paths), filter_name, level, options, compressors)
             for k, (path, name) in enumerate(zip(paths, names, strict=True)):
                 # in input order; later inputs (windows) load meanwhile
-                count = len(windows[k])
+                count = len(ranges[k])
                 shown = [0]  # bytes of this input already shown on the bar
 
                 def advance(nbytes: int, shown=shown, total=sizes[k]) -> None:  # after each window
@@ -378,7 +311,7 @@ def to_hdf5(
                         shown[0] += nbytes
                         bar.update(nbytes)
 
-                loaded = pipeline.take() if count == 1 else _Windowed(pipeline, count, window, path, advance)
+                loaded = pipeline.take() if count == 1 else Windowed(pipeline, count, window, path, advance)
                 try:
                     rows = writer.add(k, path, name, loaded)
                 finally:
@@ -404,75 +337,6 @@ def to_hdf5(
         runner.close()
         out.close()
     return target
-
-
-def _windows(path: Path, options: dict, window: int) -> list[tuple[int, int] | None]:
-    """Byte ranges to load path in (ndshm.loadtxt's byte_range), or [None]: the whole file at once."""
-    size = path.stat().st_size
-    if size <= window or not splittable(path, options):
-        return [None]
-    return [(b, b + window if b + window < size else -1) for b in range(0, size, window)]
-
-
-class _Pipeline:
-    """Loading jobs in input order, at most `ahead` submitted beyond the one being written, so that
-    loaded rows waiting for the writer are bounded."""
-
-    def __init__(self, runner, jobs: Iterable[tuple[Path, dict]], ahead: int) -> None:
-        self.runner, self.jobs, self.ahead = runner, iter(jobs), ahead
-        self.pending: deque = deque()
-        self._fill()
-
-    def _fill(self) -> None:
-        while len(self.pending) < self.ahead and (job := next(self.jobs, None)) is not None:
-            self.pending.append(self.runner.submit(*job))
-
-    def take(self) -> Loaded:
-        future = self.pending.popleft()
-        self._fill()
-        return self.runner.take(future)
-
-    def cancel(self) -> None:
-        self.runner.cancel(self.pending)
-        self.pending.clear()
-
-
-class _Windowed(Loaded):
-    """An input loaded as consecutive windows: its row count is known only at the end."""
-
-    def __init__(self, pipeline: _Pipeline, count: int, window: int, path: Path,
-                 advance: Callable[[int], None]) -> None:  # fmt: skip
-        self.pipeline, self.remaining, self.path, self.advance = pipeline, count - 1, path, advance
-        self.window = window  # bytes of text per window, for the progress bar
-        self.current: Loaded | None = pipeline.take()  # the first window with rows tells their shape
-        while self.current.shape[0] == 0 and self.remaining:  # (an empty one says (0, 1), as numpy)
-            self.current.close()
-            self.remaining -= 1
-            self.current = pipeline.take()
-        self.shape, self.dtype = (None, *self.current.shape[1:]), self.current.dtype
-
-    def blocks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
-        offset = 0
-        while self.current is not None:
-            window = self.current
-            if window.shape[0] and (window.dtype != self.dtype or window.shape[1:] != self.shape[1:]):
-                raise ValueError(f"{self.path}: rows {offset}.. are {window.dtype} x {window.shape[1:]}, "
-                                 f"the first {self.dtype} x {self.shape[1:]}")  # fmt: skip
-            for start, block in window.blocks(rows):
-                yield offset + start, block
-            block = None  # this frame's last reference to the window's rows: they go before the next load
-            offset += window.shape[0]
-            window.close()
-            self.advance(self.window)
-            self.current = None
-            if self.remaining:
-                self.remaining -= 1
-                self.current = self.pipeline.take()
-
-    def close(self) -> None:
-        if self.current is not None:
-            self.current.close()
-            self.current = None
 
 
 class _Writer:
@@ -527,19 +391,6 @@ class _Writer:
                              f"{self.data.dtype} x {self.data.shape[1:]}")  # fmt: skip
         self.data.resize((self.offset + shape[0], *shape[1:]))
         return self.data
-
-
-def _forkserver_pid() -> int:
-    """Starts the fork server if needed (telling it whose death to follow) and returns its pid, the
-    parent of every worker."""
-    from multiprocessing import forkserver
-
-    os.environ[guard.ENV] = str(os.getpid())
-    try:
-        forkserver.ensure_running()
-    finally:
-        os.environ.pop(guard.ENV, None)
-    return forkserver._forkserver._forkserver_pid  # noqa: SLF001
 
 
 def _version() -> str:

@@ -269,9 +269,37 @@ def test_command_line_run_writes_what_the_api_writes(tmp_path, session):
     assert not (tmp_path / "b.h5").exists()
 
 
+@pytest.mark.parametrize(
+    ("options", "processes"),
+    [({}, False), ({"workers": 1}, True), ({"converters": {0: float}, "dtype": "f8"}, True)],
+    ids=["threads", "workers", "converters"],
+)
+def test_loads_run_in_this_process_unless_asked_or_numpy_must_parse(options, processes, tmp_path, session):
+    paths = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    for k, path in enumerate(paths):
+        path.write_text("".join(f"{i} {i * k}.5 {i % 7}\n" for i in range(20_000)))
+    seen, before = [], set(_descendants())  # (a fork server an earlier test started lives on)
+
+    def report(line: str) -> None:  # called as loading begins and after each input: who is loading?
+        new = set(_descendants()) - before
+        seen.append((line, bool(new), bool(broker_pids(session)), bool(memfd_holders(session))))
+
+    out = ndshm.to_hdf5(paths, tmp_path / "o.h5", progress=False, on_progress=report, **options)
+    assert [line.split(":")[0] for line, *_ in seen] == ["loading 2 input(s), 0.5 MB of text", "wrote a.txt",
+                                                         "wrote b.txt"]  # fmt: skip
+    if processes:  # worker processes, their rows handed over in shared memory
+        assert all(kids for _, kids, _, _ in seen)
+    else:  # ndshm.loadtxt's threads here, private memory: no worker, no fork server, no broker, no segment
+        assert not any(kids or broker or shared for _, kids, broker, shared in seen)
+    with h5py.File(out) as h5:
+        for path in paths:
+            np.testing.assert_array_equal(h5[path.name][()], np.loadtxt(path))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_interrupted_runs_leave_the_target_intact_and_nothing_behind(signum, tmp_path, session):
+@pytest.mark.parametrize("mode", [[], ["--workers", "2"]], ids=["threads", "processes"])
+def test_interrupted_runs_leave_the_target_intact_and_nothing_behind(signum, mode, tmp_path, session):
     paths = _files(tmp_path, "coverage5", counts=(400_000, 400_000, 400_000))
     target = tmp_path / "t.h5"
     target.write_bytes(b"old contents")
@@ -279,7 +307,17 @@ def test_interrupted_runs_leave_the_target_intact_and_nothing_behind(signum, tmp
     rounds, handled = 6, 0  # handled: rounds the signal ended mid-run (through the command's handler, but -9)
     for round_ in range(rounds):
         env = dict(os.environ, NDSHM_SESSION=f"{session}-{round_}", NDSHM_BROKER_LINGER="0.2")
-        command = [*paths, "-o", target, "--format", "coverage5", "--overwrite", "--quiet", "--verbose"]
+        command = [
+            *paths,
+            "-o",
+            target,
+            "--format",
+            "coverage5",
+            "--overwrite",
+            "--quiet",
+            "--verbose",
+            *mode,
+        ]
         proc = _convert(command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
         # The random point, placed by the run's own progress whatever the machine's speed: right after
         # loading began, or after one of the inputs but the last was written, then up to a quarter of
@@ -325,6 +363,25 @@ def test_interrupted_runs_leave_the_target_intact_and_nothing_behind(signum, tmp
     assert handled > rounds // 2, f"only {handled} of {rounds} runs were interrupted mid-run"
 
 
+def _descendants() -> list[int]:
+    """Live processes below this one (a fork server and its workers too)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found, frontier = [], [os.getpid()]
+    while frontier:
+        kids = [pid for pid, parent in parents.items() if parent in frontier]
+        found += kids
+        frontier = kids
+    return found
+
+
 def _pids_in_group(pgid: int) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
@@ -343,7 +400,7 @@ def test_the_fork_server_guard_stays_in_the_fork_server(tmp_path):
     # imported ndshm with it would exit at once).
     path = tmp_path / "x.txt"
     path.write_text("1 2\n")
-    ndshm.to_hdf5([path], tmp_path / "x.h5", progress=False)
+    ndshm.to_hdf5([path], tmp_path / "x.h5", workers=1, progress=False)  # worker processes: the fork server
     assert "NDSHM_FORKSERVER_PARENT" not in os.environ
     env = dict(os.environ, NDSHM_FORKSERVER_PARENT="1")
     result = subprocess.run([sys.executable, "-c", "import ndshm; print('alive')"], env=env,
