@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+from multiprocessing import shared_memory as _stdlib
 from typing import Any
 
 from . import _core
@@ -34,22 +34,29 @@ class SharedMemory:
         if create:
             if size <= 0:
                 raise ValueError("'size' must be a positive number different from zero")
-            name = ("psm_" + secrets.token_hex(4)) if name is None else name.lstrip("/")
-            self._mapping = _core.create(size, session or "", name, True, persist=not track)
+            self._mapping = self._create(name, size, session or "", persist=not track)
         else:
             if name is None:
                 raise ValueError("'name' can only be None if create=True")
             self._mapping = _core.attach(session or "", name.lstrip("/"), True)
-        self._name, self._size, self._session = (
-            self._mapping.name,
-            self._mapping.size,
-            self._mapping.session,
-        )
+        self._size, self._session = self._mapping.size, self._mapping.session
+        self._name = "/" + self._mapping.name  # as the stdlib keeps it on POSIX; .name has no slash
         self._buf = memoryview(self._mapping)
+
+    @staticmethod
+    def _create(name: str | None, size: int, session: str, *, persist: bool) -> _core.Mapping:
+        if name is not None:
+            return _core.create(size, session, name.lstrip("/"), True, persist=persist)
+        while True:  # a random name, drawn again while taken, as the stdlib does (and with its names)
+            drawn = _stdlib._make_filename().lstrip("/")  # noqa: SLF001
+            try:
+                return _core.create(size, session, drawn, True, persist=persist)
+            except FileExistsError:
+                continue
 
     @property
     def name(self) -> str:
-        return self._name
+        return self._name[1:]
 
     @property
     def size(self) -> int:
@@ -71,7 +78,7 @@ class SharedMemory:
 
     def unlink(self) -> None:
         """Removes the name; memory is freed once every process has closed it."""
-        _core.unlink(self._session, self._name)
+        _core.unlink(self._session, self.name)
 
     def __reduce__(self) -> Any:
         return _reattach, (self.name, self.session)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import pickle
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import workers
 
 import ndshm
 
@@ -128,3 +131,83 @@ def test_a_killed_programs_name_goes_while_this_program_runs(session, monkeypatc
     assert [s["name"] for s in ndshm._core.list_segments(session)] == [resident.name]
     resident.close()
     resident.unlink()
+
+
+# CPython's own tests of SharedMemory: every test method of the installed interpreter's
+# test._test_multiprocessing._TestSharedMemory, run with multiprocessing.shared_memory.SharedMemory
+# replaced by ndshm's (ShareableList and SharedMemoryManager use it too then). Programs that a test
+# starts with sys.executable -c get the same substitution (_substituting_python).
+try:
+    from test import _test_multiprocessing as _cpython
+except ImportError as error:  # the test package is not installed with every Python
+    _cpython = None
+    _CPYTHON_MISSING = f"this Python has no test._test_multiprocessing ({error})"
+
+_CPYTHON_TESTS = (
+    sorted(m for m in dir(_cpython._TestSharedMemory) if m.startswith("test_")) if _cpython else []
+)
+# Runs, and fails only where it inspects the stdlib's resource tracker (which ndshm does not have):
+# its last check expects the killed child's tracker to warn of a leaked segment.
+_TRACKER_CHECKS = {
+    "test_shared_memory_cleaned_after_process_termination": "resource_tracker: There appear to be 1 leaked",
+}
+_SUBSTITUTED = {"fork": workers.ForkProcess, "spawn": workers.SpawnProcess}
+_SUBSTITUTED["forkserver"] = workers.ForkserverProcess
+_MANAGERS = {m for m in _CPYTHON_TESTS if "SharedMemoryManager" in m or "SharedMemoryServer" in m}
+
+
+def _cpython_cases():
+    for name in _CPYTHON_TESTS:
+        # Only this one starts processes through self.Process: under every start method.
+        methods = _SUBSTITUTED if name == "test_shared_memory_across_processes" else ["fork"]
+        for method in methods:
+            yield pytest.param(name, method, id=f"{name}-{method}")
+
+
+def _substituting_python(tmp_path) -> str:
+    """An executable that runs sys.executable with its arguments, the code of its -c run after
+    workers.substitute_shared_memory() (found through sys.path: -E and -I ignore PYTHONPATH)."""
+    prelude = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import workers; workers.substitute_shared_memory()\n"
+    )
+    path = tmp_path / "python-substituted"
+    path.write_text(
+        f"#!{sys.executable}\n"
+        "import os, sys\n"
+        "argv = sys.argv[1:]\n"
+        "at = argv.index('-c') + 1\n"
+        f"argv[at] = {prelude!r} + argv[at]\n"
+        f"os.execv({sys.executable!r}, [{sys.executable!r}, *argv])\n"
+    )
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.skipif(_cpython is None, reason=_CPYTHON_MISSING if _cpython is None else "")
+@pytest.mark.parametrize(("name", "method"), list(_cpython_cases()))
+def test_cpython_shared_memory_tests_pass_against_ndshm(name, method, monkeypatch, tmp_path):
+    import multiprocessing.shared_memory
+    import unittest
+
+    if name in _MANAGERS and mp.get_start_method() != "fork":
+        pytest.skip(
+            "the manager's server process starts by the default start method, without the substitution"
+        )
+    monkeypatch.setenv("NDSHM_BROKER_LINGER", "0.5")  # a killed child's names go 0.5 s after it
+    monkeypatch.setattr(multiprocessing.shared_memory, "SharedMemory", ndshm.SharedMemory)
+    monkeypatch.setattr(sys, "executable", _substituting_python(tmp_path))
+    case = type(
+        "NdshmSharedMemory",
+        (_cpython._TestSharedMemory, unittest.TestCase),
+        {"TYPE": "processes", "Process": _SUBSTITUTED[method]},
+    )(name)
+    result = unittest.TestResult()
+    case.run(result)
+    problems = [text for _, text in result.errors + result.failures]
+    assert not result.skipped, result.skipped
+    if name in _TRACKER_CHECKS:
+        assert len(problems) == 1 and _TRACKER_CHECKS[name] in problems[0], problems
+        assert "was leaked" not in problems[0]
+    else:
+        assert not problems, "\n".join(problems)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import re
 
@@ -86,3 +87,38 @@ def huge_pages_expected() -> bool:
     except OSError:
         return False
     return (major, minor) >= (6, 1) and "[deny]" not in setting and os.environ.get("NDSHM_HUGE_PAGES") != "0"
+
+
+def substitute_shared_memory() -> None:
+    """multiprocessing.shared_memory.SharedMemory replaced by ndshm's, in this process: CPython's own
+    tests of it (test_shared_memory.py) then run against ndshm."""
+    import multiprocessing.shared_memory
+
+    multiprocessing.shared_memory.SharedMemory = ndshm.SharedMemory
+
+
+class _Substituted:
+    """A multiprocessing Process whose child runs with substitute_shared_memory() (a spawn or fork
+    server child imports the stdlib afresh) in the session of the test that made it (a fork server
+    keeps the environment of the test that started it)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.session = os.environ.get("NDSHM_SESSION", "")
+
+    def run(self) -> None:
+        os.environ["NDSHM_SESSION"] = self.session
+        substitute_shared_memory()
+        super().run()
+
+
+class ForkProcess(_Substituted, mp.get_context("fork").Process):
+    pass
+
+
+class SpawnProcess(_Substituted, mp.get_context("spawn").Process):
+    pass
+
+
+class ForkserverProcess(_Substituted, mp.get_context("forkserver").Process):
+    pass
