@@ -28,6 +28,7 @@ namespace {
 PyObject *g_segment_not_found = nullptr;
 PyObject *g_broker_error = nullptr;
 PyObject *g_parse_error = nullptr;
+PyObject *g_other_grammar = nullptr;
 
 /// A text input with its grammar and row plan, between the two loader phases.
 struct text_job {
@@ -126,7 +127,13 @@ NB_MODULE(_core, m) {
       "Text that does not parse: .file, .line and .column (1-based) say where, .text what was found, "
       ".expected what was wanted.",
       PyExc_ValueError, nullptr);
+  g_other_grammar = PyErr_NewExceptionWithDoc(
+      "ndshm._core.OtherGrammar",
+      "Text numpy.loadtxt reads by rules ndshm's parser lacks (a byte past ASCII, a lone '\\r'): "
+      "ndshm.loadtxt hands it to numpy.",
+      g_parse_error, nullptr);
   m.attr("ParseError") = nb::handle(g_parse_error);
+  m.attr("OtherGrammar") = nb::handle(g_other_grammar);
   m.attr("SegmentNotFoundError") = nb::handle(g_segment_not_found);
   m.attr("BrokerError") = nb::handle(g_broker_error);
 
@@ -141,13 +148,14 @@ NB_MODULE(_core, m) {
       raise_os_error(g_broker_error, EIO, e.what());
     } catch (const ndshm::parse_error &e) {
       nb::gil_scoped_acquire gil; // translators run with the GIL; explicit for clarity
-      nb::object error = nb::borrow(g_parse_error)(e.what());
+      PyObject *type = e.other_grammar ? g_other_grammar : g_parse_error;
+      nb::object error = nb::borrow(type)(e.what());
       error.attr("file") = e.file;
       error.attr("line") = e.line;
       error.attr("column") = e.column;
       error.attr("text") = e.text;
       error.attr("expected") = e.expected;
-      PyErr_SetObject(g_parse_error, error.ptr());
+      PyErr_SetObject(type, error.ptr());
     } catch (const std::system_error &e) {
       raise_os_error(PyExc_OSError, e.code().value(), e.what());
     }

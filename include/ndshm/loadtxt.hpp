@@ -140,6 +140,9 @@ public:
   std::uint64_t column; ///< 1-based byte column of the field's start (0: the whole line)
   std::string text;     ///< the offending text, shortened
   std::string expected;
+  /// Text that numpy.loadtxt reads by rules this parser lacks (a byte past ASCII, which numpy decodes;
+  /// a lone '\r', a line end for numpy): no error there, so a caller after numpy's answer asks numpy.
+  bool other_grammar = false;
 };
 
 [[nodiscard]] text_plan plan_rows(const text_source &source, const text_format &format);

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import io
 import lzma
 import math
 import operator
@@ -143,39 +144,43 @@ def _measured(dtype: np.dtype, unsized: list[int] | None, columns: list[int]) ->
     return [columns[i] if i < len(columns) else i for i in unsized]  # (usecols too short: an error later)
 
 
-def _job(fname: Any, grammar: tuple, measure: list[int]) -> Any:
-    """A TextJob for fname (its rows planned, or streamed: see TextJob.open), or None if the fast path
-    cannot read this kind of input."""
+def _job(fname: Any, grammar: tuple, measure: list[int]) -> tuple[Any, Any]:
+    """(a TextJob for fname, its rows planned or streamed: see TextJob.open, or None if ndshm's parser
+    cannot read this input as numpy would; what numpy reads instead of fname, which may be used up)."""
     if isinstance(fname, (str, os.PathLike)):
         path = os.fspath(fname)
         if isinstance(path, bytes):
             path = os.fsdecode(path)
         if path.endswith(".bz2"):
             with bz2.open(path, "rb") as f:
-                return _core.TextJob.from_bytes(f.read(), path, *grammar, measure)
+                return _core.TextJob.from_bytes(f.read(), path, *grammar, measure), fname
         if path.endswith(".xz"):
             with lzma.open(path, "rb") as f:
-                return _core.TextJob.from_bytes(f.read(), path, *grammar, measure)
-        return _core.TextJob.open(path, *grammar, measure=measure)
+                return _core.TextJob.from_bytes(f.read(), path, *grammar, measure), fname
+        return _core.TextJob.open(path, *grammar, measure=measure), fname
     if hasattr(fname, "read"):
         data = fname.read()
         name = str(getattr(fname, "name", "<file>"))
+        again = io.StringIO(data) if isinstance(data, str) else io.BytesIO(data)
     elif isinstance(fname, Iterable) and not isinstance(fname, (bytes, bytearray)):
-        lines = list(fname)
+        lines = again = list(fname)
         if not all(isinstance(line, (str, bytes)) for line in lines):
-            return None
+            return None, again  # numpy words the refusal
+        ends = [line.rstrip(b"\r\n" if isinstance(line, bytes) else "\r\n") for line in lines]
+        if any(("\n" in e or "\r" in e) if isinstance(e, str) else (b"\n" in e or b"\r" in e) for e in ends):
+            return None, again  # a line end within a line: numpy's (quoted: kept; else an error)
         if any(isinstance(line, bytes) for line in lines):
-            data = b"\n".join(
-                line.rstrip(b"\r\n") if isinstance(line, bytes) else line.encode() for line in lines
-            )
+            data = b"\n".join(e if isinstance(e, bytes) else e.encode() for e in ends)
         else:
-            data = "\n".join(line.rstrip("\r\n") for line in lines)
+            data = "\n".join(ends)
         name = "<lines>"
     else:
-        return None
+        return None, fname
+    if not data.isascii():  # numpy decodes text: its strings, spaces and digits are Unicode's
+        return None, again
     if isinstance(data, str):
-        data = data.encode("utf-8")
-    return _core.TextJob.from_bytes(bytes(data), name, *grammar, measure)
+        data = data.encode("ascii")
+    return _core.TextJob.from_bytes(bytes(data), name, *grammar, measure), again
 
 
 def _ensure_ndmin(arr: np.ndarray, ndmin: int) -> np.ndarray:
@@ -205,14 +210,20 @@ def _own_parser(dtype, comments, delimiter, converters, skiprows, usecols, max_r
         and comment is not None
         and quote is not None
         and columns is not None
+        and (usecols is None or len(columns) > 0)  # (usecols=[]: no column, numpy's own)
+        # ASCII (ndshm's parser takes one byte) and not NUL (its "runs of whitespace")
+        and (delimiter_char + comment + quote).isascii()
+        and delimiter_char != "\0"
         and delimiter_char not in ("\n", "\r")
+        and quote not in ("\n", "\r")
+        and not (delimiter_char == "" and any(c.isspace() for c in comment + quote))
         # grammars numpy refuses (TypeError) go to numpy, which words the refusal
         and (not comment or comment not in (delimiter_char, quote, "\n", "\r"))
         and not (delimiter_char == "" and comment and comment in " \t\f\v")
         and (not quote or quote != delimiter_char)
         and isinstance(skiprows, (int, np.integer))
         and skiprows >= 0
-        and (max_rows is None or max_rows >= 0)
+        and (max_rows is None or (isinstance(max_rows, (int, np.integer)) and max_rows >= 0))
     )
     return (delimiter_char, comment, quote, columns, fields) if fast else None
 
@@ -270,7 +281,7 @@ def string_widths(paths: list[str], options: dict) -> list[int] | None:
         0,
         False,
     )
-    found = [_job(p, grammar, _measured(dtype, unsized, columns)).widths for p in paths]  # on all cores
+    found = [_job(p, grammar, _measured(dtype, unsized, columns))[0].widths for p in paths]  # on all cores
     if dtype.names is None:
         return [max((max(w, default=0) for w in found), default=0)]
     return [max(w[k] for w in found) for k in range(len(unsized))] if found else [0] * len(unsized)
@@ -330,7 +341,7 @@ def loadtxt(
     parts = _own_parser(dtype, comments, delimiter, converters, skiprows, usecols, max_rows, quotechar, like)
     fast = parts is not None
     delimiter_char, comment, quote, columns, fields = parts or (None,) * 5
-    job = None
+    job, again = None, fname  # again: what numpy reads if it must (fname may be used up by then)
     if byte_range is not None:
         begin, end = (operator.index(x) for x in byte_range)
         if begin < 0:
@@ -349,7 +360,7 @@ def loadtxt(
                    0 if threads is None else int(threads), bool(shared))  # fmt: skip
         measure = _measured(dtype, unsized, columns)
         if byte_range is None:
-            job = _job(fname, grammar, measure)
+            job, again = _job(fname, grammar, measure)
         else:
             job = _core.TextJob.open(
                 os.fspath(fname), *grammar, begin, end if end >= 0 else 2**64 - 1, measure
@@ -363,13 +374,12 @@ def loadtxt(
             if not set(converters or ()) & set(measure):
                 grammar = (*planned[:3], int(skiprows), -1 if max_rows is None else int(max_rows), planned[3],
                            True, 0 if threads is None else int(threads), False)  # fmt: skip
-                widths = _job(fname, grammar, measure).widths
+                widths = _job(fname, grammar, measure)[0].widths
                 dtype = _sized(dtype, unsized, [max(widths, default=0)] if dtype.names is None else widths)
+    numpy_args = (comments, delimiter, converters, skiprows, usecols, unpack, ndmin, encoding, max_rows,
+                  quotechar, shared)  # fmt: skip
     if job is None:
-        return _numpy_fallback(
-            fname, dtype, comments, delimiter, converters, skiprows, usecols, unpack, ndmin,
-            encoding, max_rows, quotechar, shared,
-        )  # fmt: skip
+        return _numpy_fallback(again, dtype, *numpy_args)
 
     if unsized:
         widths = job.widths
@@ -411,6 +421,9 @@ def loadtxt(
             cut = job.parse(row_fields, out.__array_interface__["data"][0], out.nbytes, row_stride)
     except _core.ParseError as error:
         out = None  # a failed load leaves no segment behind
+        if byte_range is None and _numpy_reads_it(error):
+            del job
+            return _numpy_fallback(again, dtype, *numpy_args)
         if byte_range is None or begin == 0:
             raise
         raise _in_whole_file(error, os.fspath(fname), begin) from None
@@ -431,6 +444,23 @@ def loadtxt(
     if unpack:
         return [arr[name] for name in dtype.names] if structured else arr.T
     return arr
+
+
+# numpy before 2.3 takes integers numpy 2.3 refuses: it wraps '128' to int8 -128, reads '-1' as uint8
+# 255 and '1.0' as 1 (with a DeprecationWarning); ndshm.loadtxt gives the installed numpy's answer
+_OLD_INTEGERS = np.lib.NumpyVersion(np.__version__) < "2.3.0"
+
+
+def _numpy_reads_it(error: Exception) -> bool:
+    """Whether numpy.loadtxt may read what ndshm's parser refused (then it is asked)."""
+    if isinstance(error, _core.OtherGrammar):
+        return True
+    if not _OLD_INTEGERS:
+        return False
+    try:
+        return np.dtype(error.expected).kind in "iub"
+    except TypeError:
+        return False
 
 
 def _lines_before(path: Any, begin: int, enough: int | None = None) -> int:
@@ -468,7 +498,7 @@ def _numpy_fallback(fname, dtype, comments, delimiter, converters, skiprows, use
         skiprows=skiprows, usecols=usecols, unpack=unpack, ndmin=ndmin, encoding=encoding,
         max_rows=max_rows, quotechar=quotechar,
     )  # fmt: skip
-    if not shared:
+    if not shared or np.dtype(dtype).hasobject:  # (objects are Python's: they cannot be shared)
         return result
     from ._array import share
 

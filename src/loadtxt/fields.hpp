@@ -22,10 +22,16 @@ namespace ndshm::detail {
   return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r';
 }
 
+/// What numpy strips around a number (Python's str.isspace in ASCII): is_space's, '\n' (which a
+/// quoted field may hold) and '\x1c'..'\x1f'.
+[[nodiscard]] constexpr bool is_number_space(char c) noexcept {
+  return is_space(c) || c == '\n' || (c >= '\x1c' && c <= '\x1f');
+}
+
 [[nodiscard]] inline std::string_view strip(std::string_view text) noexcept {
-  while (!text.empty() && is_space(text.front()))
+  while (!text.empty() && is_number_space(text.front()))
     text.remove_prefix(1);
-  while (!text.empty() && is_space(text.back()))
+  while (!text.empty() && is_number_space(text.back()))
     text.remove_suffix(1);
   return text;
 }

@@ -231,6 +231,13 @@ unsigned thread_count(const text_format &format, std::size_t bytes) {
   return format.quote != 0 ? 1u : std::min(cores, useful);
 }
 
+/// A byte as "\\xNN" (the text of an error must be valid UTF-8: Python decodes it).
+std::string byte_name(char c) {
+  static constexpr char hex[] = "0123456789abcdef";
+  const auto b = static_cast<unsigned char>(c);
+  return {'\\', 'x', hex[b >> 4], hex[b & 15]};
+}
+
 std::string shorten(std::string_view text) {
   return text.size() <= 60 ? std::string(text) : std::string(text.substr(0, 57)) + "...";
 }
@@ -517,7 +524,8 @@ private:
     return nullptr;
 #else
     for (; p < limit; ++p)
-      if (*p == '\n' || *p == '\r' || *p == f.comment || (Delimited ? *p == f.delimiter : is_space(*p)))
+      if (*p == '\n' || *p == '\r' || *p == f.comment || (Delimited ? *p == f.delimiter : is_space(*p)) ||
+          static_cast<unsigned char>(*p) >= 0x80)
         return p;
     return nullptr;
 #endif
@@ -529,6 +537,7 @@ private:
   [[nodiscard, gnu::always_inline]] static unsigned stops_in(__m128i v, const Frame &f) noexcept {
     __m128i stop = _mm_or_si128(_mm_cmpeq_epi8(v, f.newlines), _mm_cmpeq_epi8(v, f.marks));
     stop = _mm_or_si128(stop, _mm_cmpeq_epi8(v, f.returns));
+    stop = _mm_or_si128(stop, v); // a byte past ASCII (its top bit): the general path says numpy reads it
     if constexpr (Delimited) {
       stop = _mm_or_si128(stop, _mm_cmpeq_epi8(v, f.delimiters));
     } else { // ' ' or '\t'..'\r' (is_space)
@@ -913,11 +922,12 @@ public:
       return std::move(done);
     };
     auto fail = [&](const row &r, const char *at, std::string_view found, const std::string &expected,
-                    const std::string &what) {
+                    const std::string &what, bool other_grammar = false) {
       std::uint64_t column = at != nullptr ? static_cast<std::uint64_t>(at - r.begin) + 1 : 0;
       const std::string &name = m_source.name();
       std::string where = name + ":" + std::to_string(line) + (column ? ":" + std::to_string(column) : "");
       done.error.emplace(name, line, column, shorten(found), expected, where + ": " + what);
+      done.error->other_grammar = other_grammar;
       return finish();
     };
     while (p < stop && index < last_row) {
@@ -949,7 +959,11 @@ public:
       if (const char *alone = lone_return(r); alone != nullptr)
         return fail(r, alone, "\\r", "a line end",
                     "a carriage return alone ('\\r', old Mac text) ends no line for ndshm, which reads "
-                    "'\\n' and '\\r\\n' line ends (numpy takes '\\r' too); convert the line ends first");
+                    "'\\n' and '\\r\\n' line ends (numpy takes '\\r' too); convert the line ends first",
+                    true);
+      // numpy decodes the text (UTF-8 for files): its strings, spaces and digits are Unicode's
+      if (const char *high = past_ascii(r); high != nullptr)
+        return fail(r, high, byte_name(*high), "ASCII", "a byte past ASCII, which numpy's parser decodes", true);
       if (!m_scan.split(r, spans))
         return fail(r, nullptr, {r.begin, static_cast<std::size_t>(r.end - r.begin)}, "a closing quote",
                     "unterminated quoted field");
@@ -957,7 +971,8 @@ public:
         return fail(r, nullptr, {r.begin, static_cast<std::size_t>(r.end - r.begin)},
                     std::to_string(m_fields.size()) + " columns",
                     "the number of columns changed from " + std::to_string(m_fields.size()) + " to " +
-                        std::to_string(spans.size()) + "; use usecols to select a subset");
+                        std::to_string(spans.size()) + " at row " + std::to_string(index + 1) +
+                        "; use `usecols` to select a subset and avoid this error");
       for (std::size_t f = 0; f < m_fields.size(); ++f) {
         std::int64_t column = m_select ? m_format.usecols[f] : static_cast<std::int64_t>(f);
         if (column < 0)
@@ -965,8 +980,8 @@ public:
         if (column < 0 || column >= static_cast<std::int64_t>(spans.size())) {
           std::string named = std::to_string(m_select ? m_format.usecols[f] : column);
           return fail(r, nullptr, {r.begin, static_cast<std::size_t>(r.end - r.begin)}, "column " + named,
-                      "invalid column index " + named + " for a row with " + std::to_string(spans.size()) +
-                          " columns");
+                      "invalid column index " + named + " at row " + std::to_string(index + 1) + " with " +
+                          std::to_string(spans.size()) + " columns");
         }
         const span &s = spans[static_cast<std::size_t>(column)];
         std::string_view value = s.text;
@@ -987,9 +1002,10 @@ public:
                             std::to_string(value.size()) + " holds it (truncate=True cuts it, as numpy does)");
           cut(done.truncated, r, line, f, s.text.data(), value);
         }
-        if (!detail::convert(field, value, dest + field.offset))
+        if (!detail::convert(field, value, dest + field.offset)) // (numpy's words, and its row: 0-based)
           return fail(r, s.text.data(), value, field.type_name,
-                      "could not convert '" + shorten(value) + "' to " + field.type_name);
+                      "could not convert string '" + shorten(value) + "' to " + field.type_name + " at row " +
+                          std::to_string(index) + ", column " + std::to_string(column + 1) + ".");
       }
       ++index;
       line += row_lines;
@@ -1010,6 +1026,12 @@ private:
       report.widths.assign(m_fields.size(), 0);
     }
     report.widths[f] = std::max(report.widths[f], static_cast<std::uint32_t>(value.size()));
+  }
+
+  /// The row's first byte past ASCII, or nullptr.
+  [[nodiscard]] static const char *past_ascii(const row &r) noexcept {
+    const char *high = std::find_if(r.begin, r.end, [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+    return high != r.end ? high : nullptr;
   }
 
   /// A '\r' in an unquoted row that numpy would take for a line end with text after it (not just

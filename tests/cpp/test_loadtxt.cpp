@@ -190,7 +190,7 @@ TEST(loadtxt, errors_name_file_line_and_column_whatever_the_threads) {
       EXPECT_EQ(e.column, 3u);
       EXPECT_EQ(e.text, "x");
       EXPECT_EQ(e.expected, "float64");
-      EXPECT_STREQ(e.what(), "mem:150001:3: could not convert 'x' to float64");
+      EXPECT_STREQ(e.what(), "mem:150001:3: could not convert string 'x' to float64 at row 150000, column 2.");
     }
   }
 }
@@ -206,6 +206,29 @@ TEST(loadtxt, ragged_rows_and_long_strings_are_errors) {
   format.truncate_strings = true;
   parse_rows(source, format, plan, fields, out, 3);
   EXPECT_EQ(std::memcmp(out, "abc", 3), 0);
+}
+
+// Text numpy reads by rules of its own (it decodes bytes past ASCII; '\r' alone ends its lines) is no
+// error for numpy: the error says so (other_grammar), on the fast path's rows and the general path's.
+TEST(loadtxt, text_numpy_reads_otherwise_is_flagged) {
+  const std::string rows(64 * 40, '\n');
+  for (std::string text : {"1,2\n3,\xc2\xa0" "4\n", "1,2\r3,4\n", "chr\xc3\xa9,1\n", "1,2\n3,x\n"}) {
+    for (const std::string &tail : {std::string(), rows}) {
+      text_format format;
+      format.delimiter = ',';
+      const std::string whole = text + tail;
+      auto source = text_source::borrow(whole, "mem");
+      auto plan = plan_rows(source, format);
+      std::vector<field_spec> fields{{field_kind::bytes, 8, 0, false, "S8"}, {field_kind::floating, 8, 8, false, "f8"}};
+      std::vector<std::byte> out(16 * plan.rows);
+      try {
+        (void)parse_rows(source, format, plan, fields, out.data(), 16);
+        ADD_FAILURE() << text;
+      } catch (const parse_error &e) {
+        EXPECT_EQ(e.other_grammar, text.find('x') == std::string::npos) << text << ": " << e.what();
+      }
+    }
+  }
 }
 
 TEST(loadtxt, max_rows_counts_data_rows_and_bom_is_skipped) {

@@ -204,7 +204,7 @@ def test_a_parse_error_in_a_later_window_names_its_line_in_the_file(tmp_path):
     path = tmp_path / "big.txt"
     path.write_text("".join(f"{i} 1.5\n" if i != 9000 else "9000 oops\n" for i in range(12_000)))
     target = tmp_path / "t.h5"
-    with pytest.raises(ndshm.ParseError, match=r"big.txt:9001:6: could not convert 'oops'"):
+    with pytest.raises(ndshm.ParseError, match=r"big.txt:9001:6: could not convert string 'oops'"):
         ndshm.to_hdf5([path], target, window=10_000, progress=False)
     assert not target.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["big.txt"]
 
@@ -265,7 +265,7 @@ def test_command_line_run_writes_what_the_api_writes(tmp_path, session):
     command = [sys.executable, "-m", "ndshm", "convert", str(bad), "-o", str(tmp_path / "b.h5")]
     result = subprocess.run([*command, "--format", "bismark-cov", "--quiet"], capture_output=True, text=True)
     assert result.returncode == 1
-    assert "bad.cov:2:6: could not convert 'one' to int32" in result.stderr
+    assert "bad.cov:2:6: could not convert string 'one' to int32 at row 1, column 2." in result.stderr
     assert not (tmp_path / "b.h5").exists()
 
 
