@@ -423,7 +423,12 @@ def loadtxt(
         out = None  # a failed load leaves no segment behind
         if byte_range is None and _numpy_reads_it(error):
             del job
-            return _numpy_fallback(again, dtype, *numpy_args)
+            try:
+                return _numpy_fallback(again, dtype, *numpy_args)
+            except ValueError:
+                if isinstance(error, _core.OtherGrammar):
+                    raise  # numpy's own refusal
+                raise error from None  # refused by numpy too: ndshm's error says where
         if byte_range is None or begin == 0:
             raise
         raise _in_whole_file(error, os.fspath(fname), begin) from None
