@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import real_files
 import workers
 from leaks import broker_pids, memfd_holders, wait_exit
 
@@ -517,3 +518,30 @@ def test_convert_refuses_a_width_too_short_unless_told_to_cut(tmp_path):
     assert subprocess.run(widths, capture_output=True, text=True).returncode == 0
     with h5py.File(out) as h5:
         assert h5["x.cov"].dtype["chr"] == "S16" and h5["x.cov"]["chr"][2] == b"chrUn_KI270302v1"
+
+
+@pytest.mark.parametrize("preset", sorted(ndshm.PRESETS))
+def test_real_files_of_every_preset_convert_with_every_name_whole(preset, tmp_path):
+    full, short = real_files.text(preset, 300), real_files.text(preset, 300, contigs=["chr1", "chrM"])
+    texts = {"a.txt": (full, "plain"), "b.txt": (short, "gz"), "c.txt": (full, "bgzf")}
+    paths = [real_files.write(tmp_path / name, data, kind) for name, (data, kind) in texts.items()]
+    wants = [
+        real_files.expected(preset, full),
+        real_files.expected(preset, short),
+        real_files.expected(preset, full),
+    ]
+    extra = {"skiprows": 1} if preset == "bedgraph" else {}
+    # windows of 16 kB: the plain input is loaded in pieces (the compressed ones whole)
+    for layout in ("per-file", "concat"):
+        out = ndshm.to_hdf5(paths, tmp_path / f"{layout}.h5", format=preset, layout=layout, window=16_000,
+                            progress=False, **extra)  # fmt: skip
+        with h5py.File(out) as h5:
+            if layout == "per-file":
+                assert [h5[n].dtype["chr"].itemsize for n in ("a.txt", "b.txt", "c.txt")] == [22, 4, 22]
+                for name, want in zip(("a.txt", "b.txt", "c.txt"), wants, strict=True):
+                    assert h5[name].dtype == want.dtype and h5[name][()].tobytes() == want.tobytes()
+            else:
+                wide = wants[0].dtype
+                assert h5["data"].dtype == wide
+                assert h5["data"][()].tobytes() == np.concatenate([w.astype(wide) for w in wants]).tobytes()
+                assert [int(r) for r in h5["index"]["rows"]] == [len(w) for w in wants]
