@@ -8,7 +8,9 @@ Every peer's result is converted to the same array as numpy.loadtxt's; medians o
 process, same cores.
 Writes bench/results/<date>-<machine>/loadtxt.{json,md}; --gzip-only and --numpy-pairs (numpy.loadtxt and
 ndshm on one thread in interleaved pairs, for a ratio less moved by the VM's drift) write loadtxt-gzip.* and
-loadtxt-numpy.*.
+loadtxt-numpy.*; --widths [--before PYTHON] writes loadtxt-widths.* (the width pass: see widths()).
+ndshm reads the coverage file with the coverage5 preset (chr S: as wide as its longest name, measured),
+numpy and the peers with the dtype that gives (chr S5: the file's names are chr1..chr22).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import numpy as np
 import ndshm
 from _common import cache_as_read, median, save
 
-COVERAGE = ndshm.PRESETS["coverage5"]["dtype"]
+PRESET = ndshm.PRESETS["coverage5"]
+COVERAGE = np.dtype([("chr", "S5"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
 
 
 def _write_repeated(path: Path, block: str, size: int) -> None:
@@ -92,7 +95,7 @@ def read_numpy(path, kind):
 def read_ndshm(threads):
     def read(path, kind):
         if kind == "coverage":
-            return ndshm.loadtxt(path, dtype=COVERAGE, delimiter="\t", threads=threads)
+            return ndshm.loadtxt(path, threads=threads, **PRESET)
         return ndshm.loadtxt(path, threads=threads)
 
     return read
@@ -252,6 +255,60 @@ def numpy_lines(results: dict) -> list[str]:
     return lines
 
 
+# One load in a fresh process: the seconds ndshm.loadtxt took (the process's start not counted).
+LOAD_ONCE = """
+import sys, time, numpy as np, ndshm
+path, threads, dtype = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+given = {"dtype": np.dtype(eval(dtype)), "delimiter": "\\t"} if dtype != "preset" else None
+options = given or dict(ndshm.PRESETS["coverage5"])
+t0 = time.perf_counter()
+a = ndshm.loadtxt(path, threads=threads, **options)
+print(time.perf_counter() - t0, a.dtype["chr"].itemsize)
+"""
+
+
+def widths(files: dict, reps: int, before: str | None) -> dict:
+    """The width pass's cost, runs interleaved in fresh processes: the coverage5 preset (chr S, its
+    width measured while the rows are planned) against the same dtype given (chr S5, no measuring), on
+    1 and 2 threads, plain and BGZF; with --before, the same loads by another build's python too (the
+    commit before the width pass, whose preset was chr S10)."""
+    builds = {"after": sys.executable, **({"before": before} if before else {})}
+    runs = [(build, name, threads, dtype) for build in builds for name in ("coverage", "coverage.bgzf.gz")
+            for threads in (1, 2) for dtype in ("preset", repr(COVERAGE.descr))]  # fmt: skip
+    times: dict = {run: [] for run in runs}
+    for k in range(reps):
+        for run in runs if k % 2 == 0 else runs[::-1]:  # (which runs first alternates)
+            build, name, threads, dtype = run
+            out = subprocess.run([builds[build], "-c", LOAD_ONCE, str(files[name]), str(threads), dtype],
+                                 capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+            times[run].append(float(out[0]))
+    results: dict = {}
+    for (build, name, threads, dtype), t in times.items():
+        plural = "s" if threads > 1 else ""
+        key = f"{build} {name} {threads} thread{plural} {'preset' if dtype == 'preset' else 'S5'}"
+        size = files[name].stat().st_size if name == "coverage" else files["coverage"].stat().st_size
+        results[key] = {"median_s": median(t), "min_s": min(t), "max_s": max(t), "times_s": t,
+                        "text_gb_per_s": size / median(t) / 1e9}  # fmt: skip
+    return results
+
+
+def widths_lines(results: dict) -> list[str]:
+    lines = ["| run | median s | min-max s | GB/s of text |", "|---|---|---|---|"]
+    for key, r in results.items():
+        lines.append(
+            f"| {key} | {r['median_s']:.3f} | {r['min_s']:.3f}-{r['max_s']:.3f} | {r['text_gb_per_s']:.3f} |"
+        )
+    lines.append("")
+    for build in ("after", "before"):
+        for name in ("coverage", "coverage.bgzf.gz"):
+            for threads in ("1 thread", "2 threads"):
+                preset, given = (results.get(f"{build} {name} {threads} {d}") for d in ("preset", "S5"))
+                if preset and given:
+                    lines.append(f"- {build}, {name}, {threads}: preset / given width "
+                                 f"{preset['median_s'] / given['median_s']:.3f}")  # fmt: skip
+    return lines
+
+
 def report(name: str, command: str, results: dict, table: str) -> None:
     print(table)
     print(f"\nsaved in {save(name, command, results, table)}")
@@ -266,15 +323,24 @@ def main() -> None:
     parser.add_argument("--gzip-only", action="store_true", help="only the .gz ratios (loadtxt-gzip.*)")
     pairs_help = "only numpy.loadtxt vs ndshm on one thread, in interleaved pairs (loadtxt-numpy.*)"
     parser.add_argument("--numpy-pairs", action="store_true", help=pairs_help)
+    parser.add_argument("--widths", action="store_true", help="only the width pass's cost (loadtxt-widths.*)")
+    parser.add_argument(
+        "--before", metavar="PYTHON", help="--widths: also time the build this python imports"
+    )
     args = parser.parse_args()
     files = generate(args.data, args.size_mb * 10**6)
     plain, gzipped = ("coverage", "matrix"), ("coverage.gz", "coverage.bgzf.gz")
-    for name in gzipped if args.gzip_only else plain if args.numpy_pairs else plain + gzipped:
+    timed_files = ("coverage", "coverage.bgzf.gz") if args.widths else gzipped if args.gzip_only else plain
+    for name in timed_files if args.widths or args.gzip_only or args.numpy_pairs else plain + gzipped:
         cache_as_read(files[name])
     command = "python bench/bench_loadtxt.py " + " ".join(sys.argv[1:])
     if args.gzip_only:
         results = {name: gzip_ratio(files[name], args.reps) for name in gzipped}
         report("loadtxt-gzip", command, results, "\n".join(gzip_lines(results)))
+        return
+    if args.widths:
+        results = widths(files, args.reps, args.before)
+        report("loadtxt-widths", command, results, "\n".join(widths_lines(results)))
         return
     if args.numpy_pairs:
         results = {kind: numpy_ratio(files[kind], kind, args.reps) for kind in plain}
@@ -294,9 +360,8 @@ def main() -> None:
     for kind in plain:
         path = files[kind]
         size = path.stat().st_size
-        reference = ndshm.loadtxt(
-            path, **({"dtype": COVERAGE, "delimiter": "\t"} if kind == "coverage" else {})
-        )
+        reference = ndshm.loadtxt(path, **(PRESET if kind == "coverage" else {}))
+        assert reference.dtype == (COVERAGE if kind == "coverage" else np.float64)
         results[kind] = {"bytes": size}
         for name, reader in readers.items():
             times = []

@@ -18,7 +18,7 @@ import numpy as np
 import ndshm
 from _common import median, save
 
-COVERAGE = ndshm.PRESETS["coverage5"]["dtype"]
+COVERAGE = np.dtype([("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
 PAGE = 4096
 
 

@@ -13,13 +13,13 @@ import time
 
 import numpy as np
 
-import ndshm
 from _common import cache_as_read
 from ndshm import _core
 from ndshm._array import _new
 from ndshm._loadtxt import _fields
 
-COVERAGE = np.dtype(ndshm.PRESETS["coverage5"]["dtype"])
+# the bench file's names are chr1..chr22: S5 (the preset's chr S measures them; this times the parse alone)
+COVERAGE = np.dtype([("chr", "S5"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
             t1 = time.perf_counter()
             if job.streamed:  # one thread: rows parsed as found, into memory that grows (no count first)
                 t2 = t1
-                out, _ = job.parse_new(fields, COVERAGE.itemsize, True, "", "", ",)")
+                out, _, _ = job.parse_new(fields, COVERAGE.itemsize, True, "", "", ",)")
             else:
                 out = _new((job.rows,), COVERAGE, populate=False)
                 t2 = time.perf_counter()
