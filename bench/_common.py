@@ -66,6 +66,41 @@ def cache_as_read(path: Path) -> None:
     warm(path)
 
 
+def coverage_block(rng: np.random.Generator, n: int) -> str:
+    """n lines of five-column coverage text (chr pos pct c t, tab-separated) with random values."""
+    chrom = rng.integers(1, 23, n)
+    pos = rng.integers(0, 250_000_000, n)
+    pct = rng.integers(0, 10_000, n) / 100
+    c = rng.integers(0, 200, n)
+    t = rng.integers(0, 200, n)
+    return "".join(
+        f"chr{a}\t{b}\t{p:.2f}\t{x}\t{y}\n" for a, b, p, x, y in zip(chrom, pos, pct, c, t, strict=True)
+    )
+
+
+def write_repeated(path: Path, block: str, size: int) -> None:
+    """block written again and again until path holds at least size bytes."""
+    data = block.encode()
+    with open(path, "wb") as f:
+        written = 0
+        while written < size:
+            f.write(data)
+            written += len(data)
+
+
+def coverage_text(path: Path, size: int = 0, rows: int | None = None) -> None:
+    """Coverage text as bench_loadtxt.py's: 200,000 random lines repeated, cut at the last line end
+    within size bytes; or `rows` random lines."""
+    block = coverage_block(np.random.default_rng(1), 200_000 if rows is None else rows)
+    if rows is not None:
+        path.write_text(block)
+        return
+    write_repeated(path, block, size)
+    with open(path, "r+b") as f:
+        f.seek(max(0, size - 200))
+        f.truncate(f.tell() + f.read(200).rindex(b"\n") + 1)
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

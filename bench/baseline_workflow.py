@@ -2,15 +2,18 @@
 
 Workers np.loadtxt one file each, copy the array into multiprocessing.shared_memory, send
 (name, shape, dtype) through a Queue and wait for "done"; the parent attaches, writes the dataset
-with h5py, then answers "done" so the worker can close() and unlink().
+with h5py, then answers "done" so the worker can close() and unlink(). With --fsync the output and its
+directory are fsynced at the end, as durable as ndshm convert's output (which is fsynced before it is
+linked into place).
 
-Run: python bench/baseline_workflow.py OUTPUT.h5 INPUT...
+Run: python bench/baseline_workflow.py [--fsync] OUTPUT.h5 INPUT...
 """
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing as mp
-import sys
+import os
 from multiprocessing import shared_memory
 from pathlib import Path
 
@@ -30,7 +33,17 @@ def worker(path: str, out_q: mp.Queue, in_q: mp.Queue) -> None:
     shm.unlink()
 
 
-def main(output: str, inputs: list[str]) -> None:
+def fsync(path: str) -> None:
+    """The file's data and its directory entry on disk."""
+    for target, flags in ((path, os.O_RDONLY), (os.path.dirname(os.path.abspath(path)), os.O_DIRECTORY)):
+        fd = os.open(target, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def main(output: str, inputs: list[str], durable: bool) -> None:
     out_q, in_q = mp.Queue(), mp.Queue()
     procs = [mp.Process(target=worker, args=(p, out_q, in_q)) for p in inputs]
     for p in procs:
@@ -46,7 +59,14 @@ def main(output: str, inputs: list[str]) -> None:
             in_q.put("done")
     for p in procs:
         p.join()
+    if durable:
+        fsync(output)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--fsync", action="store_true", help="fsync the output and its directory at the end")
+    parser.add_argument("output")
+    parser.add_argument("inputs", nargs="+")
+    args = parser.parse_args()
+    main(args.output, args.inputs, args.fsync)

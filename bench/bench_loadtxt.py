@@ -26,19 +26,10 @@ from pathlib import Path
 import numpy as np
 
 import ndshm
-from _common import cache_as_read, median, save
+from _common import cache_as_read, coverage_block, median, save, write_repeated
 
 PRESET = ndshm.PRESETS["coverage5"]
 COVERAGE = np.dtype([("chr", "S5"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
-
-
-def _write_repeated(path: Path, block: str, size: int) -> None:
-    data = block.encode()
-    with open(path, "wb") as f:
-        written = 0
-        while written < size:
-            f.write(data)
-            written += len(data)
 
 
 def generate(folder: Path, size: int) -> dict[str, Path]:
@@ -48,21 +39,13 @@ def generate(folder: Path, size: int) -> dict[str, Path]:
     files = {}
     cov = folder / f"coverage-{size}.tsv"
     if not cov.exists():
-        chrom = rng.integers(1, 23, n)
-        pos = rng.integers(0, 250_000_000, n)
-        pct = rng.integers(0, 10_000, n) / 100
-        c = rng.integers(0, 200, n)
-        t = rng.integers(0, 200, n)
-        block = "".join(
-            f"chr{a}\t{b}\t{p:.2f}\t{x}\t{y}\n" for a, b, p, x, y in zip(chrom, pos, pct, c, t, strict=True)
-        )
-        _write_repeated(cov, block, size)
+        write_repeated(cov, coverage_block(rng, n), size)
     files["coverage"] = cov
     mat = folder / f"matrix-{size}.txt"
     if not mat.exists():
         values = rng.standard_normal((n // 4, 10)) * 1000
         block = "".join(" ".join(f"{v:.6f}" for v in row) + "\n" for row in values)
-        _write_repeated(mat, block, size)
+        write_repeated(mat, block, size)
     files["matrix"] = mat
     gz = folder / f"coverage-{size}.tsv.gz"
     if not gz.exists():
