@@ -1,7 +1,8 @@
 """A running ndshm pipeline to kill: parent -> producer -> consumer -> parent, through Queues.
 
-Prints "<parent> <producer> <consumer> <broker>" on the first line, then one "." per array the
-parent receives, forever. tests/python/test_crash.py kills it with SIGKILL at random points.
+Prints "<parent> <producer> <consumer> <broker> <named>" on the first line (named: a SharedMemory the
+parent made and never unlinks, b"named" in its first bytes), then one "." per array the parent
+receives, forever. tests/python/test_crash.py kills it with SIGKILL at random points.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ if __name__ == "__main__":
     ctx = mp.get_context("fork")
     first, second = ctx.Queue(maxsize=4), ctx.Queue(maxsize=4)
     keep = ndshm.zeros(10)  # starts the broker before the children fork (they must reconnect)
+    named = ndshm.SharedMemory(create=True, size=4096)
+    named.buf[:5] = b"named"
     producer = ctx.Process(target=produce, args=(first,))
     consumer = ctx.Process(target=consume, args=(first, second))
     producer.start()
@@ -45,6 +48,7 @@ if __name__ == "__main__":
         producer.pid,
         consumer.pid,
         _core.broker_pid(_core.default_session()),
+        named.name,
         flush=True,
     )
     while True:

@@ -20,7 +20,10 @@ def memfd_holders(session: str) -> dict[int, list[str]]:
             maps = Path(f"/proc/{pid}/maps").read_text()
             held = [line.split()[-2] for line in maps.splitlines() if needle in line]
             for fd in Path(f"/proc/{pid}/fd").iterdir():
-                target = os.readlink(fd)
+                try:
+                    target = os.readlink(fd)
+                except FileNotFoundError:  # closed meanwhile (in this process: iterdir's own)
+                    continue
                 if needle in target:
                     held.append(target)
         except (FileNotFoundError, ProcessLookupError, PermissionError):

@@ -6,10 +6,12 @@ import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+import programs
 import pytest
 import workers
 
 import ndshm
+from ndshm import _core
 
 START_METHODS = ["fork", "spawn", "forkserver"]
 pytestmark = pytest.mark.parametrize("method", START_METHODS)
@@ -61,3 +63,22 @@ def test_process_pool_executor(method):
         results = list(pool.map(workers.bump_and_make, [data[:2500], data[2500:]]))
     assert (data["c"] == workers.coverage_rows(5000, 4)["c"] + 1).all()
     np.testing.assert_array_equal(np.concatenate(results), data["pos"])
+
+
+def test_children_are_this_program_and_their_names_live_while_it_runs(method, session, monkeypatch):
+    monkeypatch.setenv("NDSHM_BROKER_LINGER", "0.3")
+    resident = ndshm.zeros(1)  # this program stays connected
+    with mp.get_context(method).Pool(1) as pool:
+        program = pool.apply(workers.leave_named, ("from-child", session))
+    assert program == _core.program_id()
+    entry = next(s for s in _core.list_segments(session) if s["name"] == "from-child")
+    assert entry["program"] == program and entry["holders"] == []
+    # A program of its own, killed after the child exited: once its name has gone (the linger has
+    # passed for it), the child's name, this program's, is still there.
+    name, other = programs.killed_program_name()
+    assert other != program
+    programs.wait_gone(name)
+    kept = ndshm.SharedMemory("from-child")
+    kept.close()
+    kept.unlink()
+    del resident

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import programs
 import pytest
 import workers
 
@@ -108,29 +109,53 @@ def test_a_killed_programs_name_goes_while_this_program_runs(session, monkeypatc
     # the linger although this program keeps the broker running.
     monkeypatch.setenv("NDSHM_BROKER_LINGER", "0.5")
     resident = ndshm.SharedMemory(create=True, size=10)  # starts the broker with our linger
-    code = (
-        "import sys, ndshm\n"
-        "s = ndshm.SharedMemory(create=True, size=10)\n"
-        "print(s.name, flush=True)\n"
-        "sys.stdin.read()\n"
-    )
-    with subprocess.Popen(
-        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    ) as child:
-        name = child.stdout.readline().strip()
-        child.kill()
-    assert child.returncode == -9
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # the broker's answer is the event: no sleep
-        try:
-            ndshm.SharedMemory(name).close()
-        except FileNotFoundError:
-            break
-    else:
-        pytest.fail(f"{name} outlived its killed program by 20 s")
+    name, program = programs.killed_program_name()
+    assert program != ndshm._core.program_id()
+    attached = ndshm.SharedMemory(name)  # within the linger: still there; this program maps it now
+    programs.wait_gone(name)
+    assert bytes(attached.buf[:4]) == b"left"  # what this program maps stays valid
     assert [s["name"] for s in ndshm._core.list_segments(session)] == [resident.name]
+    attached.close()
     resident.close()
     resident.unlink()
+
+
+def test_track_false_keeps_a_name_for_a_program_started_later(session, monkeypatch):
+    monkeypatch.setenv("NDSHM_BROKER_LINGER", "0.2")
+    code = (
+        "import os, signal, ndshm\n"
+        "s = ndshm.SharedMemory('handover', create=True, size=8, track=False)\n"
+        "s.buf[:5] = b'kept!'\n"
+        "t = ndshm.SharedMemory('dropped', create=True, size=8)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == -9
+    programs.wait_gone("dropped")  # no client left: the broker stays only for the kept name
+    later = ndshm.SharedMemory("handover")
+    assert bytes(later.buf[:5]) == b"kept!"
+    later.close()
+    later.unlink()
+
+
+def test_a_persistent_handle_outlives_its_killed_program(session, monkeypatch):
+    monkeypatch.setenv("NDSHM_BROKER_LINGER", "0.2")
+    code = (
+        "import os, signal, sys, ndshm\n"
+        "a = ndshm.share(ndshm.zeros(5) + 7)\n"
+        "print(ndshm.handle(a, persist=True), ndshm.handle(a), flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == -9
+    kept, dropped = result.stdout.split()
+    # The program's own ticket goes after the linger; the persistent one keeps the array meanwhile.
+    deadline = time.monotonic() + 20
+    while ndshm._core.list_segments(session)[0]["tickets"] == 2 and time.monotonic() < deadline:
+        pass
+    assert ndshm._core.list_segments(session)[0]["tickets"] == 1
+    np.testing.assert_array_equal(ndshm.attach(kept), np.full(5, 7.0))
+    with pytest.raises(ndshm.SegmentNotFoundError):
+        ndshm.attach(dropped)  # the persistent ticket was redeemed: nothing holds it now
 
 
 # CPython's own tests of SharedMemory: every test method of the installed interpreter's

@@ -122,3 +122,11 @@ class SpawnProcess(_Substituted, mp.get_context("spawn").Process):
 
 class ForkserverProcess(_Substituted, mp.get_context("forkserver").Process):
     pass
+
+
+def leave_named(name: str, session: str) -> str:
+    """Creates a named segment, leaves it (no unlink) and returns this process's program id."""
+    ndshm.SharedMemory(name, create=True, size=16, session=session).close()
+    from ndshm import _core
+
+    return _core.program_id()
