@@ -1,4 +1,4 @@
-"""The ndshm command: ls (live segments) and gc (reclaim orphans)."""
+"""The ndshm command: ls (live segments), gc (reclaim orphans), convert, cat and ls-h5 (HDF5 files)."""
 
 from __future__ import annotations
 
@@ -126,6 +126,59 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _row_range(text: str) -> slice:
+    """--rows A:B (either side may be left out; negative counts from the end)."""
+    start, colon, stop = text.partition(":")
+    try:
+        if not colon:
+            raise ValueError
+        return slice(int(start) if start.strip() else None, int(stop) if stop.strip() else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"rows must be A:B, e.g. 0:100 or 1000: (not {text!r})") from None
+
+
+def cmd_cat(args: argparse.Namespace) -> int:
+    from ._h5text import cat
+
+    try:
+        cat(args.file, args.dataset, sys.stdout, rows=args.rows, format=args.format, header=args.header)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `ndshm cat ... | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # as a tool killed by SIGPIPE
+    except (OSError, KeyError, ValueError, TypeError) as error:
+        print(f"ndshm cat: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_ls_h5(args: argparse.Namespace) -> int:
+    from ._h5text import describe_file
+
+    try:
+        entries = describe_file(args.file)
+    except OSError as error:
+        print(f"ndshm ls-h5: {error}", file=sys.stderr)
+        return 1
+    if not entries:
+        print(f"{args.file}: no datasets")
+        return 0
+    rows = [(e["name"], "-" if e["rows"] is None else str(e["rows"]), str(e["shape"]),
+             _dtype_text(e["dtype"]), e["storage"], e["source"] or "-") for e in entries]  # fmt: skip
+    header = ("DATASET", "ROWS", "SHAPE", "DTYPE", "STORAGE", "SOURCE")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _dtype_text(dtype) -> str:
+    """A compound as name:type,... (convert's --dtype syntax), anything else as NumPy names it."""
+    if dtype.names is None:
+        return dtype.str if dtype.kind != "O" else "object"
+    return ",".join(f"{n}:{dtype.fields[n][0].str.lstrip('|<')}" for n in dtype.names)
+
+
 def _connect(address: str):
     try:
         from distributed import Client
@@ -162,6 +215,24 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: 60; 0 with --program)",
     )
     gc.set_defaults(run=cmd_gc)
+
+    ct = sub.add_parser(
+        "cat",
+        help="print rows of an HDF5 dataset as text (read back as ndshm.read_hdf5 does)",
+        description="Prints the rows of DATASET, one line a row, compound fields (and the dimensions "
+        "after the first) as columns: numbers in their shortest exact form, strings as ASCII.",
+    )
+    ct.add_argument("file", metavar="FILE.h5")
+    ct.add_argument("dataset", metavar="DATASET")
+    ct.add_argument("--rows", type=_row_range, metavar="A:B", help="only rows A to B-1, as a Python slice (--rows=-10: for the last ten)")
+    ct.add_argument("--format", choices=["tsv", "csv"], default="tsv", help="column separator (default tsv)")
+    ct.add_argument("--header", action="store_true", help="a first line of column names")
+    ct.set_defaults(run=cmd_cat)
+    lh = sub.add_parser(
+        "ls-h5", help="list an HDF5 file's datasets: rows, shape, dtype, storage, source file"
+    )
+    lh.add_argument("file", metavar="FILE.h5")
+    lh.set_defaults(run=cmd_ls_h5)
 
     from .presets import PRESETS
 

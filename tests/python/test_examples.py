@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,35 @@ def test_convert_demo_runs_the_main_job(session):
     assert lines[0].startswith("$ ndshm convert sample0.cov sample1.cov -o coverage.h5")
     assert "sample0.cov: 20000 rows of [('chr', 'S5')" in result.stdout  # chr1..chr22
     assert "sample1.cov: 20000 rows" in result.stdout
+
+
+def test_readback_pool_workers_share_one_copy(session):
+    rows = 200_000
+    result = subprocess.run(
+        [sys.executable, "-W", "error", str(EXAMPLES / "readback_pool.py"), str(rows)],
+        cwd=EXAMPLES,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("$ ndshm convert sample0.cov sample1.cov -o coverage.h5")
+    assert lines[1] == f"read back: {rows} rows, {rows * 21 / 2**20:.1f} MiB, shared=True"
+    # the means, from numpy.loadtxt of the same inputs
+    import importlib.util
+    import tempfile
+
+    spec = importlib.util.spec_from_file_location("readback_pool", EXAMPLES / "readback_pool.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    with tempfile.TemporaryDirectory() as folder:
+        dtype = ndshm.hdf5.parse_dtype_spec(example.DTYPE)
+        data = np.concatenate([np.loadtxt(p, dtype=dtype, delimiter="\t")
+                               for p in example.demo_inputs(Path(folder), rows)])  # fmt: skip
+    expected = [f"chr{k}: mean methylation {data['pct'][data['chr'] == f'chr{k}'.encode()].mean():.3f}%"
+                for k in range(1, 23)]  # fmt: skip
+    assert lines[2:24] == expected
+    shared, private = (float(x) for x in re.findall(r"([\d.]+) MiB", lines[24]))
+    assert shared < 0.75 * private  # two workers over one copy, against a copy each
