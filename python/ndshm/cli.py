@@ -224,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ct.add_argument("file", metavar="FILE.h5")
     ct.add_argument("dataset", metavar="DATASET")
-    ct.add_argument("--rows", type=_row_range, metavar="A:B", help="only rows A to B-1, as a Python slice (--rows=-10: for the last ten)")
+    ct.add_argument(
+        "--rows", type=_row_range, metavar="A:B", help="rows A to B-1, a Python slice (--rows=-10: last ten)"
+    )
     ct.add_argument("--format", choices=["tsv", "csv"], default="tsv", help="column separator (default tsv)")
     ct.add_argument("--header", action="store_true", help="a first line of column names")
     ct.set_defaults(run=cmd_cat)
