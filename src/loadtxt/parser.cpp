@@ -639,54 +639,6 @@ inline void line_masks(const char *p, char comment, std::uint64_t &newlines, std
     marks = 0;
 }
 
-/// The number of lines in [p, end) when each of them is certainly a row (an explicit delimiter, no
-/// quoting, no comment character and no empty line in the range); else nothing. One pass at memory
-/// speed instead of a scan row by row.
-NDSHM_CLONES std::optional<std::uint64_t> count_plain_lines(const text_format &format, const char *p, const char *end) {
-  auto size = static_cast<std::size_t>(end - p);
-  if (format.delimiter == 0 || format.quote != 0 || size == 0)
-    return std::nullopt;
-  const char comment = comment_char(format);
-  // An empty line: '\n' or "\r\n" right after the start or after a '\n' (a line of just "\r" is
-  // empty too: its '\r' is cut as part of a CRLF).
-  std::uint64_t count = 0;
-  std::uint64_t after_newline = 1; // bit 0: the range starts a line
-  std::uint64_t pending_return = 0; // a line start whose first byte was '\r' at the end of a block
-  const char *q = p;
-  for (; end - q >= 64; q += 64) {
-    std::uint64_t nl = 0, cr = 0, marks = 0;
-    line_masks(q, comment, nl, cr, marks);
-    if (marks != 0)
-      return std::nullopt;
-    std::uint64_t starts = (nl << 1) | after_newline;        // bytes that start a line
-    std::uint64_t empty = starts & nl;                         // "\n" at a line start
-    std::uint64_t cr_start = starts & cr;                      // "\r" at a line start...
-    empty |= (cr_start << 1) & nl;                             // ...followed by '\n'
-    empty |= pending_return & nl & 1;                          // "\r" ended the last block, '\n' starts this
-    if (empty != 0)
-      return std::nullopt;
-    count += static_cast<std::uint64_t>(std::popcount(nl));
-    after_newline = nl >> 63;
-    pending_return = cr_start >> 63;
-  }
-  // The tail, a byte at a time.
-  bool line_start = after_newline != 0, line_start_return = pending_return != 0;
-  for (; q < end; ++q) {
-    if (*q == comment && comment != '\n')
-      return std::nullopt;
-    if (*q == '\n') {
-      if (line_start || line_start_return)
-        return std::nullopt;
-      ++count;
-    }
-    line_start_return = line_start && *q == '\r';
-    line_start = *q == '\n';
-  }
-  if (line_start_return) // the range ends with a line of just "\r"
-    return std::nullopt;
-  return count + (end[-1] != '\n' ? 1 : 0);
-}
-
 /// 64 bytes at p as a bit mask: where c stands.
 inline std::uint64_t byte_mask(const char *p, char c) noexcept {
   std::uint64_t mask = 0;
@@ -700,6 +652,130 @@ inline std::uint64_t byte_mask(const char *p, char c) noexcept {
     mask |= std::uint64_t{p[k] == c} << k;
 #endif
   return mask;
+}
+
+/// The longest run of set bits in x.
+[[nodiscard]] inline unsigned longest_run(std::uint64_t x) noexcept {
+  unsigned longest = 0;
+  while (x != 0) {
+    const auto start = static_cast<unsigned>(std::countr_zero(x));
+    const auto length = static_cast<unsigned>(std::countr_one(x >> start));
+    longest = std::max(longest, length);
+    x = length + start >= 64 ? 0 : x & ~((std::uint64_t{1} << (start + length)) - 1);
+  }
+  return longest;
+}
+
+/// Whether x has a run of more than n set bits (n < 64): x shifted onto itself n times, in doubling steps.
+[[nodiscard]] inline bool has_run_over(std::uint64_t x, unsigned n) noexcept {
+  for (unsigned step = 1; n != 0 && x != 0; step *= 2) {
+    const unsigned k = std::min(step, n);
+    x &= x >> k;
+    n -= k;
+  }
+  return x != 0;
+}
+
+/// The number of lines in [p, end) when each of them is certainly a row (an explicit delimiter, no
+/// quoting, no comment character and no empty line in the range); else nothing. One pass at memory
+/// speed instead of a scan row by row. With first_width, the longest first column too: in each 64
+/// bytes the bits from every line start to its first delimiter, line end or '\r' are filled by one
+/// addition (the carry runs over the bytes that stop nothing), and only when they hold a run longer
+/// than the longest so far is it measured. The presets' names (column 0) cost about a count this way
+/// (bench/bench_loadtxt.py --widths); measure_plain_lines, which visits each line's fields, cost 2-3x.
+NDSHM_CLONES std::optional<std::uint64_t> count_plain_lines(const text_format &format, const char *p, const char *end,
+                                                            std::uint32_t *first_width = nullptr) {
+  auto size = static_cast<std::size_t>(end - p);
+  if (format.delimiter == 0 || format.quote != 0 || size == 0)
+    return std::nullopt;
+  const char comment = comment_char(format);
+  // An empty line: '\n' or "\r\n" right after the start or after a '\n' (a line of just "\r" is
+  // empty too: its '\r' is cut as part of a CRLF).
+  std::uint64_t count = 0;
+  std::uint64_t after_newline = 1; // bit 0: the range starts a line
+  std::uint64_t pending_return = 0; // a line start whose first byte was '\r' at the end of a block
+  std::uint32_t width = 0;          // first_width: the longest so far
+  std::uint64_t running = 0;        // the first column of the block before's last line goes on here
+  std::uint32_t carried = 0;        // its bytes there
+  std::uint64_t last_return = 0;    // the block before ended with '\r'
+  const char *q = p;
+  for (; end - q >= 64; q += 64) {
+    std::uint64_t nl = 0, cr = 0, marks = 0;
+    line_masks(q, comment, nl, cr, marks);
+    if (marks != 0)
+      return std::nullopt;
+    std::uint64_t starts = (nl << 1) | after_newline;        // bytes that start a line
+    if (first_width != nullptr) {
+      // a '\r' before anything but '\n' (numpy's line end; parsing hands such text to numpy): the
+      // rows are read one by one, as the scan measures them
+      if (((cr << 1 | last_return) & ~nl) != 0)
+        return std::nullopt;
+      last_return = cr >> 63;
+      const std::uint64_t others = ~(byte_mask(q, format.delimiter) | nl | cr); // bytes that stop nothing
+      std::uint64_t sum = 0;
+      const bool on = __builtin_add_overflow(others, (starts | running) & others, &sum);
+      std::uint64_t first = (sum ^ others) & others; // the first columns' bytes
+      if (running != 0) {
+        const auto head = static_cast<std::uint32_t>(std::countr_one(first));
+        carried += head;
+        if (head < 64) { // (else the whole block is that name's)
+          width = std::max(width, carried);
+          first &= first + 1;
+        }
+      }
+      // (a set bit width bytes after another: mostly in one run, a name longer than the longest so far)
+      if (width < 64 && (first & (first >> width)) != 0 && has_run_over(first, width))
+        width = std::max<std::uint32_t>(width, longest_run(first));
+      if (on && !(running != 0 && first == ~std::uint64_t{0}))
+        carried = static_cast<std::uint32_t>(std::countl_one(first));
+      running = on ? 1 : 0;
+    }
+    std::uint64_t empty = starts & nl;                         // "\n" at a line start
+    std::uint64_t cr_start = starts & cr;                      // "\r" at a line start...
+    empty |= (cr_start << 1) & nl;                             // ...followed by '\n'
+    empty |= pending_return & nl & 1;                          // "\r" ended the last block, '\n' starts this
+    if (empty != 0)
+      return std::nullopt;
+    count += static_cast<std::uint64_t>(std::popcount(nl));
+    after_newline = nl >> 63;
+    pending_return = cr_start >> 63;
+  }
+  // The tail, a byte at a time.
+  bool line_start = after_newline != 0, line_start_return = pending_return != 0;
+  bool first = running != 0 || line_start; // in a first column
+  carried = running != 0 ? carried : 0;
+  bool after_return = last_return != 0;
+  for (; q < end; ++q) {
+    if (*q == comment && comment != '\n')
+      return std::nullopt;
+    if (first_width != nullptr && after_return && *q != '\n')
+      return std::nullopt;
+    after_return = *q == '\r';
+    if (*q == '\n') {
+      if (line_start || line_start_return)
+        return std::nullopt;
+      ++count;
+    }
+    if (first && (*q == format.delimiter || *q == '\n' || *q == '\r')) {
+      width = std::max(width, carried);
+      first = false;
+    } else if (first) {
+      ++carried;
+    }
+    line_start_return = line_start && *q == '\r';
+    line_start = *q == '\n';
+    if (line_start) {
+      first = true;
+      carried = 0;
+    }
+  }
+  if (line_start_return || (first_width != nullptr && after_return)) // (a line of just "\r", or "\r" last)
+    return std::nullopt;
+  if (first)
+    width = std::max(width, carried);
+  if (first_width != nullptr)
+    *first_width = std::max(*first_width, width);
+  return count + (end[-1] != '\n' ? 1 : 0);
 }
 
 /// count_plain_lines that also finds the longest value of some columns: widths[slot_of[c]] for each
@@ -1127,9 +1203,12 @@ text_plan plan_rows(const text_source &source, const text_format &format) {
     std::uint64_t rows = 0, count = 0;
     // (With max_rows, rows are counted one by one up to it: a text may be far longer.)
     std::optional<std::uint64_t> lines_only;
-    if (limit == UINT64_MAX)
-      lines_only = measured.empty() ? count_plain_lines(format, q, stop)
-                                    : measure_plain_lines(format, q, stop, slot_of, widths[i]);
+    if (limit == UINT64_MAX && measured.empty())
+      lines_only = count_plain_lines(format, q, stop);
+    else if (limit == UINT64_MAX && slot_of.size() == 1) // the first column only (the presets' names)
+      lines_only = count_plain_lines(format, q, stop, &widths[i][0]);
+    else if (limit == UINT64_MAX)
+      lines_only = measure_plain_lines(format, q, stop, slot_of, widths[i]);
     if (lines_only) {
       chunk.end = static_cast<std::size_t>(stop - base);
       chunk.rows = lines[i] = *lines_only; // every line a row: no comment, blank line or quote in it
