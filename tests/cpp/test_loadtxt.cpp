@@ -641,6 +641,9 @@ TEST(loadtxt, measured_widths_of_a_long_text_on_several_threads) {
     EXPECT_EQ(plan.rows, 200000u);
     EXPECT_EQ(plan.widths, (std::vector<std::uint32_t>{22, 7, 7}));
     EXPECT_EQ(plan.chunks.size(), threads);
+    text_format names = format; // the first column alone: measured in the line count's pass
+    names.measure = {0};
+    EXPECT_EQ(plan_rows(source, names).widths, (std::vector<std::uint32_t>{22}));
   }
   const std::string path = ::testing::TempDir() + "ndshm-widths-" + std::to_string(::getpid()) + ".tsv";
   write_bytes(path, text);
