@@ -1,14 +1,22 @@
 """Shared arrays: attach latency, creation cost, and a 1 GiB child-to-parent hand-over vs the peers.
 
-Run: python bench/bench_share.py [--handover-gib 1] [--reps 5]
+Run: python bench/bench_share.py [--handover-gib 1] [--reps 5] [--only attach,create,handover]
 Writes bench/results/<date>-<machine>/share.{json,md}. Medians of --reps runs, warm, one process tree.
+
+python bench/bench_share.py --against SITE [--rounds 6]: attach and create of this ndshm against
+another build (installed with pip install --target SITE), each run in a fresh process, the two in
+turn (which goes first alternates); writes share-against.{json,md}: medians over the rounds, their
+spread, and the ratio this / peer with the spread of the rounds' ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import mmap
 import multiprocessing as mp
+import os
+import subprocess
 import sys
 import time
 from multiprocessing import shared_memory
@@ -18,7 +26,7 @@ import numpy as np
 import ndshm
 from _common import median, save
 
-COVERAGE = np.dtype([("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
+COVERAGE = ndshm.PRESETS["coverage5"]["dtype"]
 PAGE = 4096
 
 
@@ -206,39 +214,107 @@ def bench_handover(gib: float, reps: int) -> dict:
     return results
 
 
+# ---------------------------------------------------------------- this build against another, in turn
+# What each compared measure is, and where it sits in a run's results.
+ATTACH_SIZES = ("1 KiB", "1 MiB", "64 MiB", "1 GiB", "4 GiB")
+CREATE_KEYS = (("ndshm_empty_s", "ndshm.empty s"), ("ndshm_empty_then_touch_s", "empty+touch s"))
+MEASURES = [("attach", size, "median_us", "attach us") for size in ATTACH_SIZES]
+MEASURES += [
+    ("create", size, key, label) for size in ("1 MiB", "64 MiB", "1 GiB") for key, label in CREATE_KEYS
+]
+
+
+def _run(reps: int, site: str | None) -> dict:
+    env = dict(os.environ)
+    if site is not None:  # PYTHONPATH comes before site-packages: the peer's ndshm is imported
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [site, env.get("PYTHONPATH")]))
+    command = [sys.executable, __file__, "--only", "attach,create", "--reps", str(reps), "--raw"]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def compare(site: str, rounds: int, reps: int) -> tuple[dict, str]:
+    runs: dict[str, list[dict]] = {"this": [], "peer": []}
+    for r in range(rounds):
+        for who in ("this", "peer") if r % 2 == 0 else ("peer", "this"):
+            runs[who].append(_run(reps, site if who == "peer" else None))
+    files = {who: {run["ndshm"] for run in runs[who]} for who in runs}
+    assert len(files["this"]) == len(files["peer"]) == 1 and files["this"] != files["peer"], files
+    results = {"this": files["this"].pop(), "peer": files["peer"].pop(), "rounds": rounds, "measures": {}}
+    lines = [f"this: `{results['this']}`, peer: `{results['peer']}`; {rounds} rounds in turn, medians, "
+             "[min-max] over the rounds", "",
+             "| measure | size | this | peer | this / peer (rounds' ratios) |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for part, size, key, label in MEASURES:
+        this = [run[part][size][key] for run in runs["this"]]
+        peer = [run[part][size][key] for run in runs["peer"]]
+        ratios = [a / b for a, b in zip(this, peer, strict=True)]
+        results["measures"][f"{part} {size} {key}"] = {"this": this, "peer": peer, "ratios": ratios}
+        lines.append(
+            f"| {label} | {size} | {median(this):.4g} [{min(this):.4g}-{max(this):.4g}] | "
+            f"{median(peer):.4g} [{min(peer):.4g}-{max(peer):.4g}] | "
+            f"{median(this) / median(peer):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |"
+        )
+    return results, "\n".join(lines)
+
+
+def _tables(attach: dict, create: dict, handover: dict, handover_gib: float) -> str:
+    lines = []
+    if attach:
+        lines += ["## Attach (handle -> usable ndarray, fresh process, no cached mapping)", "",
+                  "| size | median us | p90 us | first attach in the process us |",
+                  "|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"| {k} | {v['median_us']:.1f} | {v['p90_us']:.1f} | {v['first_us']:.0f} |"
+            for k, v in attach.items()
+        ]
+        lines.append("")
+    if create:
+        lines += ["## Creation vs first touch of fresh anonymous memory (seconds; ratios)", "",
+                  "| size | anon 4K touch | np.empty+touch (THP) | ndshm.empty | ndshm.empty+touch | "
+                  "empty/anon | empty+touch/anon | empty+touch/np.empty |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"| {k} | {v['anonymous_4k_first_touch_s']:.4f} | {v['numpy_empty_first_touch_s']:.4f} | "
+            f"{v['ndshm_empty_s']:.4f} | {v['ndshm_empty_then_touch_s']:.4f} | "
+            f"{v['ratio_create_vs_anonymous_4k']:.2f} | {v['ratio_create_and_touch_vs_anonymous_4k']:.2f} | "
+            f"{v['ratio_create_and_touch_vs_numpy']:.2f} |"
+            for k, v in create.items()
+        ]
+        lines.append("")
+    if handover:
+        lines += [f"## Hand-over of a {handover_gib:g} GiB structured array, child -> parent", "",
+                  "| method | median s | x ndshm (native) |", "|---|---|---|"]  # fmt: skip
+        lines += [
+            f"| {k} | {v['median_s']:.4f} | {v['ratio_vs_ndshm_native']:.1f} |" for k, v in handover.items()
+        ]
+    return "\n".join(lines).rstrip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--handover-gib", type=float, default=1.0)
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--only", default="attach,create,handover", help="the parts to run, comma-separated")
+    parser.add_argument("--against", metavar="SITE", help="compare attach and create with the ndshm in SITE")
+    parser.add_argument("--rounds", type=int, default=6, help="with --against: runs of each build, in turn")
+    parser.add_argument("--raw", action="store_true", help=argparse.SUPPRESS)  # one run's JSON on stdout
     args = parser.parse_args()
-    attach = bench_attach(args.reps)
-    create = bench_create(args.reps)
-    handover = bench_handover(args.handover_gib, max(3, args.reps // 2))
-    lines = ["## Attach (handle -> usable ndarray, fresh process, no cached mapping)", "",
-             "| size | median us | p90 us | first attach in the process us |",
-             "|---|---|---|---|"]  # fmt: skip
-    lines += [
-        f"| {k} | {v['median_us']:.1f} | {v['p90_us']:.1f} | {v['first_us']:.0f} |" for k, v in attach.items()
-    ]
-    lines += ["", "## Creation vs first touch of fresh anonymous memory (seconds; ratios)", "",
-              "| size | anon 4K touch | np.empty+touch (THP) | ndshm.empty | ndshm.empty+touch | "
-              "empty/anon | empty+touch/anon | empty+touch/np.empty |",
-              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    lines += [
-        f"| {k} | {v['anonymous_4k_first_touch_s']:.4f} | {v['numpy_empty_first_touch_s']:.4f} | "
-        f"{v['ndshm_empty_s']:.4f} | {v['ndshm_empty_then_touch_s']:.4f} | "
-        f"{v['ratio_create_vs_anonymous_4k']:.2f} | {v['ratio_create_and_touch_vs_anonymous_4k']:.2f} | "
-        f"{v['ratio_create_and_touch_vs_numpy']:.2f} |"
-        for k, v in create.items()
-    ]
-    lines += ["", f"## Hand-over of a {args.handover_gib:g} GiB structured array, child -> parent", "",
-              "| method | median s | x ndshm (native) |", "|---|---|---|"]  # fmt: skip
-    lines += [
-        f"| {k} | {v['median_s']:.4f} | {v['ratio_vs_ndshm_native']:.1f} |" for k, v in handover.items()
-    ]
-    table = "\n".join(lines)
-    print(table)
     command = "python bench/bench_share.py " + " ".join(sys.argv[1:])
+    if args.against:
+        results, table = compare(args.against, args.rounds, args.reps)
+        print(table)
+        print(f"\nsaved in {save('share-against', command.strip(), results, table)}")
+        return
+    parts = set(args.only.split(","))
+    attach = bench_attach(args.reps) if "attach" in parts else {}
+    create = bench_create(args.reps) if "create" in parts else {}
+    handover = bench_handover(args.handover_gib, max(3, args.reps // 2)) if "handover" in parts else {}
+    if args.raw:
+        print(json.dumps({"ndshm": ndshm.__file__, "attach": attach, "create": create}))
+        return
+    table = _tables(attach, create, handover, args.handover_gib)
+    print(table)
     folder = save("share", command.strip(), {"attach": attach, "create": create, "handover": handover},
                   table)  # fmt: skip
     print(f"\nsaved in {folder}")
