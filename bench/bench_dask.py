@@ -39,11 +39,11 @@ def one(kind: str, output: str, inputs: list[str]) -> None:
     from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster
 
     if kind == "dask":
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, host="127.0.0.1")
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0", host="127.0.0.1")
     else:
         worker = {"nthreads": 1, "host": "127.0.0.1", "dashboard_address": None}
         cluster = SpecCluster(
-            scheduler={"cls": Scheduler, "options": {"dashboard_address": None, "host": "127.0.0.1"}},
+            scheduler={"cls": Scheduler, "options": {"dashboard_address": ":0", "host": "127.0.0.1"}},
             workers={n: {"cls": Nanny, "options": {**worker, "env": {"NDSHM_NODE_ID": n}}} for n in "ab"},
         )
     with cluster, Client(cluster) as client:

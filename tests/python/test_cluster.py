@@ -24,7 +24,9 @@ from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster  # n
 
 from ndshm import cluster  # noqa: E402
 
-KW = {"threads_per_worker": 1, "processes": True, "dashboard_address": None, "host": "127.0.0.1"}
+# dashboard_address=None binds the default :8787 (distributed 2026.8); ":0" takes a free port, so that
+# suites running at once do not collide.
+KW = {"threads_per_worker": 1, "processes": True, "dashboard_address": ":0", "host": "127.0.0.1"}
 
 
 @pytest.fixture
@@ -93,7 +95,7 @@ def _two_nodes(session: str):
                                                          "NDSHM_SESSION": f"{session}-{name}"}}}
         for name in ("a", "b")
     }  # fmt: skip
-    scheduler = {"cls": Scheduler, "options": {"dashboard_address": None, "host": "127.0.0.1"}}
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0", "host": "127.0.0.1"}}
     return SpecCluster(workers=specs, scheduler=scheduler)
 
 

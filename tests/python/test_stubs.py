@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import ndshm
 
 REVIEWED = Path(__file__).resolve().parents[2] / "bindings" / "_core.pyi"
 
+# Python 3.12+ gives buffer-protocol types a `__buffer__` method (PEP 688), which stubgen then lists;
+# the reviewed copy is generated on 3.11, so the comparison leaves that one method out.
+_BUFFER_METHOD = re.compile(r'\n    def __buffer__\(self, flags, /\):\n        """\n.*?"""\n', re.DOTALL)
+
 
 def test_generated_stubs_match_the_committed_copy():
-    generated = Path(ndshm.__file__).with_name("_core.pyi").read_text()
+    generated = _BUFFER_METHOD.sub("", Path(ndshm.__file__).with_name("_core.pyi").read_text())
     assert generated == REVIEWED.read_text(), (
         "the bindings changed: review the new stubs and copy them to bindings/_core.pyi"
     )
