@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/pythons.sh
 root=$PWD
-version=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml)
+version=$(ls dist/ndshm-*.tar.gz | sed -n 's|.*/ndshm-\(.*\)\.tar\.gz$|\1|p')  # the sdist the wheels came from
 outside=$(mktemp -d)
 trap 'rm -rf "$outside"' EXIT
 for python in "${PYTHONS[@]}"; do
