@@ -157,6 +157,12 @@ truncation_report parse_rows(const text_source &source, const text_format &forma
 /// quoting): then parse_one_pass reads it without counting its rows first.
 [[nodiscard]] bool parses_in_one_pass(const text_source &source, const text_format &format);
 
+/// At most how many rows the text holds for these fields: every row takes a byte per field at least
+/// (a delimiter or separator after each but the last, then its line end): parse_one_pass maps no
+/// output room past what a small file can fill.
+[[nodiscard]] std::uint64_t rows_at_most(const text_source &source, const text_format &format,
+                                         std::size_t fields) noexcept;
+
 /// Output memory that grows as rows are found: room(nbytes) returns the output's first byte with at
 /// least nbytes usable (it may move from call to call; the rows already parsed move with it).
 using output_room = std::function<std::byte *(std::uint64_t nbytes)>;

@@ -740,3 +740,16 @@ TEST(loadtxt, parsed_file_pages_are_unmapped_and_map_again_when_read) {
     }
   }
 }
+
+TEST(loadtxt, rows_at_most_bounds_the_rows_of_the_tightest_texts) {
+  // Each row as short as its fields allow: empty S fields between tabs, one-character rows, no final newline.
+  for (const auto &[text, fields, rows] : std::vector<std::tuple<std::string, std::size_t, std::uint64_t>>{
+           {"\t\t\t\t\n\t\t\t\t\n\t\t\t\t", 5, 3}, {"1\n2\n3\n4", 1, 4}, {"1 2\n3 4\n", 2, 2}, {"", 3, 0}}) {
+    auto source = ndshm::text_source::borrow(text, "t");
+    ndshm::text_format format;
+    EXPECT_GE(ndshm::rows_at_most(source, format, fields), rows) << text;
+    EXPECT_LE(ndshm::rows_at_most(source, format, fields), text.size() / fields + 1) << text;
+    format.max_rows = 1;
+    EXPECT_LE(ndshm::rows_at_most(source, format, fields), 1U);
+  }
+}
