@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
@@ -228,7 +229,13 @@ def test_cpython_shared_memory_tests_pass_against_ndshm(name, method, monkeypatc
         {"TYPE": "processes", "Process": _SUBSTITUTED[method]},
     )(name)
     result = unittest.TestResult()
-    case.run(result)
+    # A run started in the background by a script (`cmd &`) inherits SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler, which ..._SharedMemoryServer_ignores_sigint expects.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        case.run(result)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     problems = [text for _, text in result.errors + result.failures]
     assert not result.skipped, result.skipped
     if name in _TRACKER_CHECKS:
