@@ -154,7 +154,8 @@ truncation_report parse_rows(const text_source &source, const text_format &forma
                 std::span<const field_spec> fields, std::byte *out, std::uint64_t row_stride);
 
 /// True when one thread parses the text (threads 1, a text too short for two threads, max_rows,
-/// quoting): then parse_one_pass reads it without counting its rows first.
+/// quoting) and it is 1 MiB or more, or max_rows is set: then parse_one_pass reads it without counting
+/// its rows first.
 [[nodiscard]] bool parses_in_one_pass(const text_source &source, const text_format &format);
 
 /// At most how many rows the text holds for these fields: every row takes a byte per field at least

@@ -1307,7 +1307,12 @@ truncation_report parse_rows(const text_source &source, const text_format &forma
 }
 
 bool parses_in_one_pass(const text_source &source, const text_format &format) {
-  return format.max_rows >= 0 || thread_count(format, source.text().size()) == 1;
+  // Under 1 MiB, counting the rows first and filling memory of their exact size costs less than room that
+  // grows (a memfd sized, mapped and shrunk): a 2,000-row file took 0.28-0.38 ms planned, 0.66-0.78 ms in
+  // one pass, against numpy.loadtxt's 0.37 ms (shared output, medians of 50).
+  constexpr std::size_t counted_below = std::size_t{1} << 20;
+  return format.max_rows >= 0 ||
+         (thread_count(format, source.text().size()) == 1 && source.text().size() >= counted_below);
 }
 
 std::uint64_t rows_at_most(const text_source &source, const text_format &format, std::size_t fields) noexcept {
