@@ -20,10 +20,8 @@ import numpy as np
 import bench_loadtxt
 import bench_share
 import ndshm
-from _common import cache_as_read, median, save
+from _common import cache_as_read, coverage_block, median, save, write_repeated
 from bench_loadtxt import (
-    _write_repeated,
-    coverage_rows,
     read_ndshm,
     read_numpy,
     read_pandas,
@@ -36,6 +34,7 @@ from bench_share import bench_handover
 # Every reader, ndshm's too, to the usual dtype of these files (names in S10), as users call them
 COVERAGE = np.dtype([("chr", "S10"), ("pos", "<i4"), ("pct", "<f4"), ("c", "<i4"), ("t", "<i4")])
 bench_loadtxt.COVERAGE = bench_share.COVERAGE = COVERAGE
+bench_loadtxt.PRESET = {"dtype": COVERAGE, "delimiter": "\t"}
 
 READERS = {
     "numpy.loadtxt": read_numpy,
@@ -54,17 +53,17 @@ def coverage_file(folder: Path, label: str) -> Path:
     if label == "1 GB":  # bench_loadtxt.py's file, byte for byte (its generator, its seed)
         path = folder / f"coverage-{10**9}.tsv"
         if not path.exists():
-            _write_repeated(path, coverage_rows(np.random.default_rng(1), 200_000), 10**9)
+            write_repeated(path, coverage_block(np.random.default_rng(1), 200_000), 10**9)
         return path
     path = folder / f"coverage-{label.replace(' ', '').replace(',', '')}.tsv"
     if not path.exists():
         rng = np.random.default_rng(2)
         if label == "2,000 rows":
-            path.write_text(coverage_rows(rng, 2000))
+            path.write_text(coverage_block(rng, 2000))
         else:  # 40 MB: whole rows, without the 1 GB file's repeated block
             text, rows = [], 0
             while rows < 40 * 10**6:
-                block = coverage_rows(rng, 100_000)
+                block = coverage_block(rng, 100_000)
                 text.append(block)
                 rows += len(block)
             path.write_text("".join(text)[: 40 * 10**6].rsplit("\n", 1)[0] + "\n")
