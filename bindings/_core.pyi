@@ -1,6 +1,10 @@
 """ndshm's C++ core: shared segments, their broker and handle strings."""
 
 from collections.abc import Sequence
+from typing import Annotated
+
+import numpy
+from numpy.typing import NDArray
 
 
 class Mapping:
@@ -122,6 +126,11 @@ def read_chunked(path: str, shape: Sequence[int], chunk: Sequence[int], itemsize
 def read_contiguous(path: str, file_offset: int, shape: Sequence[int], itemsize: int, row_begin: int, row_end: int, fields: Sequence[tuple[int, int, int]], out_itemsize: int, address: int, nbytes: int, threads: int) -> None:
     """
     Reads rows [row_begin, row_end) of a contiguous dataset stored from file_offset into the buffer at address.
+    """
+
+def encode_chunks(filters: Sequence[tuple[int, Sequence[int]]], data: Annotated[NDArray[numpy.uint8], dict(shape=(None,), order='C', device='cpu', writable=False)], chunk_bytes: int, threads: int) -> list:
+    """
+    Cuts data (bytes as a 1-d uint8 array) into chunks of chunk_bytes, the last padded with zeros, and encodes them through filters on threads threads: [(stored bytes, filter mask)], for write_direct_chunk.
     """
 
 def format_handle(session: str, name: str, ticket: int, offset: int, itemsize: int, shape: Sequence[int], strides: Sequence[int], descr: str) -> str: ...

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
@@ -34,6 +35,13 @@ ndshm::element_map make_map(const std::vector<field_tuple> &fields, std::uint64_
     map.fields.push_back({from, to, size});
   map.out_itemsize = out_itemsize;
   return map;
+}
+
+std::vector<ndshm::filter> make_pipeline(const std::vector<filter_tuple> &filters) {
+  std::vector<ndshm::filter> pipeline;
+  for (const auto &[id, values] : filters)
+    pipeline.push_back({id, values});
+  return pipeline;
 }
 
 std::span<std::byte> output(std::uintptr_t address, std::uint64_t nbytes) {
@@ -73,9 +81,7 @@ void bind_codecs(nb::module_ &m) {
         const std::size_t nd = shape.size();
         if (sizes.size() != offsets.size() || masks.size() != offsets.size() || origins.size() != offsets.size() * nd)
           throw std::invalid_argument("ndshm: chunk lists of different lengths");
-        std::vector<ndshm::filter> pipeline;
-        for (const auto &[id, values] : filters)
-          pipeline.push_back({id, values});
+        auto pipeline = make_pipeline(filters);
         std::vector<ndshm::stored_chunk> chunks(offsets.size());
         for (std::size_t i = 0; i < chunks.size(); ++i)
           chunks[i] = {offsets[i], sizes[i], masks[i],
@@ -103,4 +109,25 @@ void bind_codecs(nb::module_ &m) {
       "path"_a, "file_offset"_a, "shape"_a, "itemsize"_a, "row_begin"_a, "row_end"_a, "fields"_a,
       "out_itemsize"_a, "address"_a, "nbytes"_a, "threads"_a,
       "Reads rows [row_begin, row_end) of a contiguous dataset stored from file_offset into the buffer at address.");
+  m.def(
+      "encode_chunks",
+      [](const std::vector<filter_tuple> &filters,
+         nb::ndarray<const std::uint8_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> data, std::uint64_t chunk_bytes,
+         unsigned threads) {
+        auto pipeline = make_pipeline(filters);
+        std::vector<ndshm::encoded_chunk> chunks;
+        {
+          nb::gil_scoped_release unlocked;
+          chunks = ndshm::encode_chunks(pipeline, {reinterpret_cast<const std::byte *>(data.data()), data.size()},
+                                        chunk_bytes, threads);
+        }
+        nb::list result;
+        for (const auto &c : chunks)
+          result.append(nb::make_tuple(nb::bytes(reinterpret_cast<const char *>(c.bytes.data()), c.bytes.size()),
+                                       c.filter_mask));
+        return result;
+      },
+      "filters"_a, "data"_a, "chunk_bytes"_a, "threads"_a,
+      "Cuts data (bytes as a 1-d uint8 array) into chunks of chunk_bytes, the last padded with zeros, and "
+      "encodes them through filters on threads threads: [(stored bytes, filter mask)], for write_direct_chunk.");
 }

@@ -103,4 +103,16 @@ private:
   std::unique_ptr<state> m;
 };
 
+/// One chunk as encode_chunks made it: its stored bytes and filter mask.
+struct encoded_chunk {
+  std::vector<std::byte> bytes;
+  std::uint32_t filter_mask = 0;
+};
+
+/// Cuts data into chunks of chunk_bytes (the last padded with zeros to a whole chunk, as HDF5 stores
+/// it) and encodes each through pipeline on `threads` threads (0: all cores). Throws
+/// std::invalid_argument as chunk_encoder::encode does.
+[[nodiscard]] std::vector<encoded_chunk> encode_chunks(std::span<const filter> pipeline, std::span<const std::byte> data,
+                                                       std::size_t chunk_bytes, unsigned threads);
+
 } // namespace ndshm

@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--compression",
         default="none",
         metavar="none|gzip[:LEVEL]|lzf|zstd[:LEVEL]|blosc[:CODEC[:LEVEL]]",
-        help="chunk compression; gzip chunks are compressed on all cores; zstd and blosc need hdf5plugin "
+        help="chunk compression, compressed on all cores; zstd and blosc need hdf5plugin "
         "(pip install 'ndshm[compress]'), also to read the file (default: none)",
     )
     cv.add_argument(

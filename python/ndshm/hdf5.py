@@ -15,17 +15,17 @@ import os
 import re
 import sys
 import time
-import zlib
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import _core
 from ._loading import Loaded, Pipeline, Windowed, runner_for, windows
 from ._loadtxt import COMPRESSED, string_widths, with_widths
+from .hdf5_read import filter_pipeline
 from .presets import PRESETS
 
 __all__ = ["parse_dtype_spec", "to_hdf5"]
@@ -109,25 +109,18 @@ def _plugin_filter(name: str, settings: Any) -> dict[str, Any]:
     return dict(hdf5plugin.Blosc(cname=codec, clevel=level, shuffle=hdf5plugin.Blosc.SHUFFLE))
 
 
-def _write_gzip_chunks(dataset, array: np.ndarray, start: int, level: int, pool: ThreadPoolExecutor) -> None:
-    """Compresses chunks on all cores (zlib releases the GIL) and writes them as they are: HDF5's own
-    deflate filter runs one chunk at a time: 888 MiB at level 1 took 17.4 s that way, 10.1 s here
-    (bench/bench_convert.py)."""
+def _write_chunks(dataset, array: np.ndarray, start: int, filters: list, threads: int) -> None:
+    """Whole chunks encoded on all cores by ndshm's core (its threads, the GIL released) and written as
+    they are: HDF5's own filters run one chunk at a time. gzip level 1, 888 MiB: 17.4 s through HDF5's
+    filter, 10.1 s compressed in parallel (bench/bench_convert.py, when zlib ran in Python threads)."""
     rows = dataset.chunks[0]
-    if start % rows:
-        raise AssertionError("chunk-aligned writes only")
-    pieces = [array[i : i + rows] for i in range(0, len(array), rows)]
-
-    def compress(piece: np.ndarray) -> bytes:
-        block = np.zeros(
-            (rows, *array.shape[1:]), array.dtype
-        )  # a partial last chunk is padded, as HDF5 does
-        block[: len(piece)] = piece
-        return zlib.compress(block.tobytes(), level)
-
-    for k, data in enumerate(pool.map(compress, pieces)):
-        origin = ((start // rows) + k) * rows
-        dataset.id.write_direct_chunk((origin,) + (0,) * (array.ndim - 1), data, filter_mask=0)
+    if start % rows or tuple(dataset.chunks[1:]) != tuple(dataset.shape[1:]):
+        raise AssertionError("chunk-aligned writes of chunks spanning the rows only")
+    data = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    chunk_bytes = rows * array.dtype.itemsize * int(np.prod(array.shape[1:]))
+    tail = (0,) * (array.ndim - 1)
+    for k, (stored, mask) in enumerate(_core.encode_chunks(filters, data, chunk_bytes, threads)):
+        dataset.id.write_direct_chunk((start + k * rows, *tail), stored, filter_mask=mask)
 
 
 def _attributes(path: Path, rows: int, dtype: np.dtype, options: dict) -> dict[str, Any]:
@@ -222,9 +215,9 @@ def to_hdf5(
 
     layout="per-file": one dataset per input, named after the file, with attributes (source path,
     size, mtime, rows, dtype, loadtxt options, ndshm version). layout="concat": dataset "data" with
-    every row and dataset "index" (file, first row, rows). compression: none, gzip[:level] (chunks
-    compressed on all cores), lzf, zstd[:level] or blosc[:codec[:level]] (HDF5's filter pipeline,
-    through hdf5plugin, which readers import too).
+    every row and dataset "index" (file, first row, rows). compression: none, gzip[:level], lzf,
+    zstd[:level] or blosc[:codec[:level]] (zstd and blosc: hdf5plugin's filters, which readers import
+    too); chunks compressed on all cores by ndshm's core where it was built with the codec's library.
     A plain input larger than `window` bytes is loaded in windows of that size (ndshm.loadtxt's
     byte_range) appended to its dataset as they come, so that memory holds the rows of about
     two windows (workers + 1 with workers=), whatever the input's size (.gz/.bz2/.xz inputs,
@@ -295,10 +288,10 @@ def to_hdf5(
         if on_progress is not None:
             on_progress(f"loading {len(paths)} input(s), {sum(sizes) / 1e6:.1f} MB of text")
         # HDF5 2.x resolves file names to real paths, which an unnamed file has not: hand it the file.
-        with out.open() as handle, h5py.File(handle, "w") as h5, ThreadPoolExecutor(cores) as compressors:
+        with out.open() as handle, h5py.File(handle, "w") as h5:
             h5.attrs["ndshm_version"] = _version()
             h5.attrs["layout"] = layout
-            writer = _Writer(h5, layout, len(paths), filter_name, level, options, compressors)
+            writer = _Writer(h5, layout, len(paths), filter_name, level, options, cores)
             for k, (path, name) in enumerate(zip(paths, names, strict=True)):
                 # in input order; later inputs (windows) load meanwhile
                 count = len(ranges[k])
@@ -343,9 +336,9 @@ class _Writer:
     """Puts each loaded input into the HDF5 file: a dataset of its own with attributes (per-file), or
     its rows appended to dataset "data" plus a row of "index" (concat)."""
 
-    def __init__(self, h5, layout: str, count: int, filter_name, level, options: dict, compressors) -> None:
+    def __init__(self, h5, layout: str, count: int, filter_name, level, options: dict, threads: int) -> None:
         self.h5, self.layout, self.count, self.options = h5, layout, count, options
-        self.filter_name, self.level, self.compressors = filter_name, level, compressors
+        self.filter_name, self.level, self.threads = filter_name, level, threads  # threads: compressing
         self.data = self.index = None
         self.offset = 0
 
@@ -364,7 +357,7 @@ class _Writer:
                 end = first + start + len(block)
                 if growing and dataset.shape[0] < end:
                     dataset.resize((end, *tail))
-                _write(dataset, block, first + start, self.filter_name, self.level, self.compressors)
+                _write(dataset, block, first + start, self.threads)
                 rows = start + len(block)
                 del block  # a window's rows may go before the next window is taken
         if self.layout == "per-file":
@@ -428,12 +421,18 @@ def _block_rows(dataset) -> int:
     return rows
 
 
-def _write(dataset, array: np.ndarray, start: int, filter_name, level, pool: ThreadPoolExecutor) -> None:
-    """Rows at start. gzip: whole chunks compressed on all cores; rows before the first chunk boundary
-    (a window that ends mid-chunk) and after the last one go through HDF5's own filter."""
+def _write(dataset, array: np.ndarray, start: int, threads: int) -> None:
+    """Rows at start. A dataset whose filters ndshm's core encodes (gzip, lzf, zstd, blosc, shuffle,
+    fletcher32): whole chunks compressed on all cores; rows before the first chunk boundary (a window
+    that ends mid-chunk) and after the last one, and every other dataset, go through HDF5's own filters."""
     if not len(array):
         return
-    if filter_name != "gzip":
+    filters = filter_pipeline(dataset)
+    if (
+        dataset.chunks is None
+        or not filters
+        or not all(code in _core.decoded_filters() for code, _ in filters)
+    ):
         dataset[start : start + len(array)] = array
         return
     rows = dataset.chunks[0]
@@ -444,6 +443,6 @@ def _write(dataset, array: np.ndarray, start: int, filter_name, level, pool: Thr
     end = start + len(rest)
     whole = len(rest) if end >= dataset.shape[0] else len(rest) - len(rest) % rows
     if whole:
-        _write_gzip_chunks(dataset, rest[:whole], start, level, pool)
+        _write_chunks(dataset, rest[:whole], start, filters, threads)
     if whole < len(rest):
         dataset[start + whole : end] = rest[whole:]

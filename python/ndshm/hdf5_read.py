@@ -142,11 +142,7 @@ class _Reader:
 
     @functools.cached_property
     def pipeline(self) -> list[tuple[int, list[int]]]:
-        plist = self.ds.id.get_create_plist()
-        return [
-            (code, list(values))
-            for code, _flags, values, _name in map(plist.get_filter, range(plist.get_nfilters()))
-        ]
+        return filter_pipeline(self.ds)
 
     def _decode(self, out: np.ndarray, begin: int, end: int, threads: int) -> None:
         import h5py
@@ -217,6 +213,13 @@ class _Reader:
         else:
             return out
         raise failure
+
+
+def filter_pipeline(ds: Any) -> list[tuple[int, list[int]]]:
+    """The filters of an h5py dataset, first applied first: (filter id, its client data values)."""
+    plist = ds.id.get_create_plist()
+    filters = map(plist.get_filter, range(plist.get_nfilters()))
+    return [(code, list(values)) for code, _flags, values, _name in filters]
 
 
 def _plain(dtype: np.dtype) -> np.dtype:

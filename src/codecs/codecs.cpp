@@ -1,12 +1,16 @@
-// HDF5's filter pipeline undone on one thread: each filter's codec, then decode() chaining them.
+// HDF5's filter pipeline on one thread: each filter's codec, decode() and encode() chaining them; and
+// encode_chunks, which cuts data into chunks and encodes them on all cores.
 #include "ndshm/codecs.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <new>
 #include <stdexcept>
+#include <thread>
 
 #include <zlib.h>
 #if NDSHM_HAVE_LIBDEFLATE
@@ -22,6 +26,8 @@
 #if NDSHM_HAVE_BLOSC
 #include <blosc.h>
 #endif
+
+#include "detail/parallel.hpp"
 
 namespace ndshm {
 namespace {
@@ -450,6 +456,41 @@ std::uint32_t chunk_encoder::encode(std::span<const filter> pipeline, std::span<
   }
   out.swap(current);
   return mask;
+}
+
+std::vector<encoded_chunk> encode_chunks(std::span<const filter> pipeline, std::span<const std::byte> data,
+                                         std::size_t chunk_bytes, unsigned threads) {
+  if (chunk_bytes == 0)
+    throw std::invalid_argument("ndshm: chunks of 0 bytes");
+  const std::size_t count = (data.size() + chunk_bytes - 1) / chunk_bytes;
+  std::vector<encoded_chunk> chunks(count);
+  if (threads == 0)
+    threads = std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(count, 1)));
+  std::vector<chunk_encoder> encoders(threads);
+  std::vector<std::exception_ptr> errors(threads);
+  std::atomic<std::size_t> next{0};
+  detail::run_parallel(threads, [&](std::size_t t) {
+    try {
+      std::vector<std::byte> padded;
+      for (std::size_t i = next++; i < count && !errors[t]; i = next++) {
+        auto piece = data.subspan(i * chunk_bytes, std::min(chunk_bytes, data.size() - i * chunk_bytes));
+        if (piece.size() < chunk_bytes) { // HDF5 stores whole chunks: the part past the data is zeros
+          padded.assign(chunk_bytes, std::byte{0});
+          std::memcpy(padded.data(), piece.data(), piece.size());
+          piece = padded;
+        }
+        chunks[i].filter_mask = encoders[t].encode(pipeline, piece, chunks[i].bytes);
+      }
+    } catch (...) {
+      errors[t] = std::current_exception();
+      next = count; // the others stop too
+    }
+  });
+  for (auto &error : errors)
+    if (error)
+      std::rethrow_exception(error);
+  return chunks;
 }
 
 } // namespace ndshm

@@ -161,3 +161,25 @@ TEST(codecs, decode_never_allocates_without_reserve) {
   EXPECT_EQ(decoder.decode(pipeline, 0, stored, out).status, decode_status::ok);
   EXPECT_EQ(out, data);
 }
+
+TEST(codecs, encode_chunks_pads_the_last_chunk_and_agrees_across_threads) {
+  const auto data = bytes_of(10000);
+  std::vector<filter> pipeline = {{id::shuffle, {4}}, {id::deflate, {1}}, {id::fletcher32, {}}};
+  const auto one = ndshm::encode_chunks(pipeline, data, 4096, 1);
+  ASSERT_EQ(one.size(), 3u);
+  const auto three = ndshm::encode_chunks(pipeline, data, 4096, 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(one[i].bytes, three[i].bytes) << i;
+    decode_status status;
+    auto chunk = decode(pipeline, one[i].filter_mask, one[i].bytes, 4096, &status);
+    EXPECT_EQ(status, decode_status::ok);
+    std::vector<std::byte> expected(4096, std::byte{0}); // past the data: zeros, as HDF5 pads
+    std::copy(data.begin() + i * 4096, data.begin() + std::min<std::size_t>(data.size(), (i + 1) * 4096),
+              expected.begin());
+    EXPECT_EQ(chunk, expected) << i;
+  }
+  EXPECT_TRUE(ndshm::encode_chunks(pipeline, {}, 4096, 2).empty());
+  std::vector<filter> unknown = {{32008, {}}};
+  EXPECT_THROW((void)ndshm::encode_chunks(unknown, data, 4096, 2), std::invalid_argument);
+  EXPECT_THROW((void)ndshm::encode_chunks(pipeline, data, 0, 2), std::invalid_argument);
+}

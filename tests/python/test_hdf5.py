@@ -545,3 +545,24 @@ def test_real_files_of_every_preset_convert_with_every_name_whole(preset, tmp_pa
                 assert h5["data"].dtype == wide
                 assert h5["data"][()].tobytes() == np.concatenate([w.astype(wide) for w in wants]).tobytes()
                 assert [int(r) for r in h5["index"]["rows"]] == [len(w) for w in wants]
+
+
+@pytest.mark.parametrize(
+    "compression", ["gzip:1", "lzf", "zstd:3", "blosc", "blosc:zstd:5", "blosc:blosclz:1"]
+)
+def test_compressed_chunks_written_in_parallel_read_back_with_stock_filters(compression, tmp_path):
+    """Whole chunks are encoded by ndshm's core; a window's rows before its first chunk boundary go
+    through HDF5's filter: stock h5py with hdf5plugin reads both as numpy.loadtxt reads the input."""
+    import hdf5plugin  # noqa: F401
+
+    text = "".join(SAMPLES["coverage5"](i) for i in range(250_000))
+    path = tmp_path / "big.coverage5"
+    path.write_text(text)
+    dtype = "chr:S5,pos:i4,pct:f4,c:i4,t:i4"
+    out = ndshm.to_hdf5([path], tmp_path / "o.h5", dtype=dtype, delimiter="\t", compression=compression,
+                        window=2_000_001, progress=False)  # fmt: skip
+    expected = np.loadtxt(path, dtype=parse_dtype_spec(dtype), delimiter="\t")
+    with h5py.File(out) as h5:
+        ds = h5["big.coverage5"]
+        assert ds[...].tobytes() == expected.tobytes()
+        assert ds.id.get_num_chunks() == 6  # 1 MiB chunks of 21-byte rows
