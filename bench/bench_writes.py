@@ -63,8 +63,11 @@ def main() -> None:
             assert h5["coverage"][...].tobytes() == data.tobytes()
         size = out.stat().st_size
         base = median(times["h5py filter"])
-        results[label] = {kind: {"median_s": median(t), "min_s": min(t), "max_s": max(t), "all_s": t,
-                                 "speedup_vs_h5py": base / median(t)} for kind, t in times.items()}  # fmt: skip
+        results[label] = {
+            kind: {"median_s": median(t), "min_s": min(t), "max_s": max(t), "all_s": t,
+                   "speedup_vs_h5py": base / median(t)}
+            for kind, t in times.items()
+        }  # fmt: skip
         results[label]["file_bytes"] = size
     out.unlink()
     lines = [f"## {data.nbytes / 1e6:.0f} MB of coverage records (1 MiB chunks), {os.cpu_count()} cores, "
@@ -73,9 +76,9 @@ def main() -> None:
              "|---|---|---|---|---|"]  # fmt: skip
     for label, r in results.items():
         h, n = r["h5py filter"], r["ndshm parallel chunks"]
-        lines.append(f"| {label} | {h['median_s']:.2f} ({h['min_s']:.2f}-{h['max_s']:.2f}) | {n['median_s']:.2f} "
-                     f"({n['min_s']:.2f}-{n['max_s']:.2f}) | {n['speedup_vs_h5py']:.2f}x | "
-                     f"{r['file_bytes'] / 1e6:.0f} |")  # fmt: skip
+        lines.append(f"| {label} | {h['median_s']:.2f} ({h['min_s']:.2f}-{h['max_s']:.2f}) | "
+                     f"{n['median_s']:.2f} ({n['min_s']:.2f}-{n['max_s']:.2f}) | "
+                     f"{n['speedup_vs_h5py']:.2f}x | {r['file_bytes'] / 1e6:.0f} |")  # fmt: skip
     publish("writes", "bench_writes.py", sys.argv[1:], {"rows": args.rows, "codecs": results}, lines)
 
 
